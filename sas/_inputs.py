@@ -1,0 +1,199 @@
+"""Input checks shared by `sas.scores` and `sas.sampling` (torch only).
+
+    from sas._inputs import prepare
+    p = prepare(image_features, labels, text_features, ipc=10, need_separation=True)
+    p.v        # (N, d) L2-normalised rows, compute dtype, on the features' device
+    p.labels   # (N,) int64
+    p.t        # (C, d) normalised prototypes, or None
+    p.counts   # (C,) pool images per class
+
+Every failure raises `SelectionInputError` (a `ValueError`) naming the value,
+row or class, before any expensive work. Nothing is clipped or dropped.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["SelectionInputError", "Prepared", "prepare", "compute_dtype", "tie_tolerance"]
+
+
+class SelectionInputError(ValueError):
+    """Bad input to a score or sampler; the message names the offending value."""
+
+
+def compute_dtype(*dtypes: torch.dtype) -> torch.dtype:
+    """float64 if any input is float64, else float32 (half precision is computed in float32)."""
+    return torch.float64 if torch.float64 in dtypes else torch.float32
+
+
+def tie_tolerance(dtype: torch.dtype) -> float:
+    """Values within this of each other count as tied (rule 3 of the selection spec)."""
+    return 1e-9 if dtype == torch.float64 else 1e-5
+
+
+def _as_tensor(x, name: str) -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    try:
+        return torch.as_tensor(x)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise SelectionInputError(f"{name} must be a tensor or array, got {type(x).__name__}: {err}") from None
+
+
+def _features(x, name: str, dtype: torch.dtype | None = None, device=None) -> Tensor:
+    """(n, d) float rows -> L2-normalised rows in the compute dtype."""
+    x = _as_tensor(x, name)
+    if x.dim() != 2:
+        raise SelectionInputError(f"{name} must be 2-D (rows, dim), got shape {tuple(x.shape)}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise SelectionInputError(f"{name} is empty: shape {tuple(x.shape)}")
+    if x.dtype == torch.bool or x.is_complex():
+        raise SelectionInputError(f"{name} must be real numbers, got dtype {x.dtype}")
+    if device is not None:
+        x = x.to(device)
+    x = x.to(dtype or compute_dtype(x.dtype))
+    finite = torch.isfinite(x).all(dim=1)  # (n,)
+    if not bool(finite.all()):
+        bad = torch.nonzero(~finite).flatten()
+        raise SelectionInputError(
+            f"{name} has non-finite values (nan/inf) in row {int(bad[0])}"
+            f" ({bad.numel()} bad row{'s' if bad.numel() > 1 else ''} in all)")
+    norms = x.norm(dim=1, keepdim=True)  # (n, 1)
+    zero = norms.flatten() == 0
+    if bool(zero.any()):
+        bad = torch.nonzero(zero).flatten()
+        raise SelectionInputError(
+            f"{name} row {int(bad[0])} has zero norm and cannot be normalised"
+            f" ({bad.numel()} zero row{'s' if bad.numel() > 1 else ''} in all)")
+    if not bool(torch.isfinite(norms).all()):
+        row = int(torch.nonzero(~torch.isfinite(norms.flatten())).flatten()[0])
+        raise SelectionInputError(f"{name} row {row} overflows when its norm is computed; rescale the features")
+    return x / norms
+
+
+def _labels(labels, n: int, device) -> Tensor:
+    labels = _as_tensor(labels, "labels")
+    if labels.dim() != 1:
+        raise SelectionInputError(f"labels must be 1-D (one per pool image), got shape {tuple(labels.shape)}")
+    if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
+        raise SelectionInputError(f"labels must be integers, got dtype {labels.dtype}")
+    if labels.shape[0] != n:
+        raise SelectionInputError(f"labels has {labels.shape[0]} entries but image_features has {n} rows")
+    return labels.to(device=device, dtype=torch.int64)
+
+
+def check_int(name: str, value, minimum: int = 1) -> int:
+    """An integer >= minimum (numpy integers welcome; bools and floats refused)."""
+    if isinstance(value, bool):
+        raise SelectionInputError(f"{name} must be an integer, got {value!r}")
+    try:
+        out = operator.index(value)
+    except TypeError:
+        raise SelectionInputError(f"{name} must be an integer, got {value!r}") from None
+    if out < minimum:
+        raise SelectionInputError(f"{name} must be >= {minimum}, got {out}")
+    return out
+
+
+def check_ipc(ipc) -> int:
+    return check_int("ipc", ipc, 1)
+
+
+def _check_float(name: str, value) -> float:
+    if isinstance(value, bool):
+        raise SelectionInputError(f"{name} must be a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise SelectionInputError(f"{name} must be a number, got {value!r}") from None
+
+
+def check_ratio(candidate_ratio) -> float:
+    r = _check_float("candidate_ratio", candidate_ratio)
+    if not 0.0 < r <= 1.0:  # also refuses nan
+        raise SelectionInputError(f"candidate_ratio must be in (0, 1], got {candidate_ratio!r}")
+    return r
+
+
+def check_lam(lam) -> float:
+    value = _check_float("lam", lam)
+    if not 0.0 <= value < math.inf:  # also refuses nan
+        raise SelectionInputError(f"lam must be a finite number >= 0, got {lam!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Prepared:
+    v: Tensor                # (N, d) normalised image features, compute dtype
+    labels: Tensor           # (N,) int64 in [0, C)
+    t: Tensor | None         # (C, d) normalised class prototypes, or None
+    counts: Tensor           # (C,) int64 pool images per class
+    num_classes: int
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.v.dtype
+
+    @property
+    def tol(self) -> float:
+        return tie_tolerance(self.v.dtype)
+
+
+def prepare(image_features, labels, text_features=None, *, num_classes: int | None = None,
+            ipc: int | None = None, need_separation: bool = False) -> Prepared:
+    """Validate and normalise the inputs of a score or sampler (see module docstring)."""
+    feats = _as_tensor(image_features, "image_features")
+    text = None if text_features is None else _as_tensor(text_features, "text_features")
+    dtype = compute_dtype(feats.dtype, *(() if text is None else (text.dtype,)))
+    v = _features(feats, "image_features", dtype)
+    device = v.device
+    y = _labels(labels, v.shape[0], device)
+
+    t = None
+    if text is not None:
+        t = _features(text, "text_features", dtype, device)
+        if t.shape[1] != v.shape[1]:
+            raise SelectionInputError(
+                f"text_features have dimension {t.shape[1]} but image_features have dimension {v.shape[1]}")
+        if num_classes is not None and num_classes != t.shape[0]:
+            raise SelectionInputError(
+                f"num_classes={num_classes} but text_features has {t.shape[0]} rows (one per class)")
+        num_classes = t.shape[0]
+    if need_separation and (num_classes if num_classes is not None else int(y.max()) + 1) < 2:
+        raise SelectionInputError(
+            "separation needs at least two classes (min distance to the *other* class prototypes);"
+            f" got {num_classes if num_classes is not None else 1}")
+
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0:
+        row = int(torch.nonzero(y < 0).flatten()[0])
+        raise SelectionInputError(f"labels[{row}] = {int(y[row])} is negative; labels must be in [0, num_classes)")
+    if num_classes is None:
+        num_classes = hi + 1
+    elif hi >= num_classes:
+        row = int(torch.nonzero(y >= num_classes).flatten()[0])
+        raise SelectionInputError(
+            f"labels[{row}] = {int(y[row])} is out of range [0, {num_classes})"
+            + (" (one class per text_features row)" if t is not None else ""))
+
+    counts = torch.bincount(y, minlength=num_classes)  # (C,)
+    empty = torch.nonzero(counts == 0).flatten()
+    if empty.numel():
+        raise SelectionInputError(
+            f"class {int(empty[0])} has no pool images ({empty.numel()} empty class"
+            f"{'es' if empty.numel() > 1 else ''} of {num_classes})")
+    if ipc is not None:
+        ipc = check_ipc(ipc)
+        short = torch.nonzero(counts < ipc).flatten()
+        if short.numel():
+            c = int(short[0])
+            raise SelectionInputError(
+                f"class {c} has {int(counts[c])} pool images, fewer than ipc={ipc}"
+                f" ({short.numel()} such class{'es' if short.numel() > 1 else ''})")
+    return Prepared(v=v, labels=y, t=t, counts=counts, num_classes=num_classes)
