@@ -2,7 +2,8 @@
 
     from sas._inputs import prepare
     p = prepare(image_features, labels, text_features, ipc=10, need_separation=True)
-    p.v        # (N, d) L2-normalised rows, compute dtype, on the features' device
+    p.x, p.norms  # (N, d) rows in the compute dtype on the features' device, (N, 1) their norms
+    p.unit(idx)   # normalised rows, e.g. (B, k) indices -> (B, k, d)
     p.labels   # (N,) int64
     p.t        # (C, d) normalised prototypes, or None
     p.counts   # (C,) pool images per class
@@ -46,8 +47,12 @@ def _as_tensor(x, name: str) -> Tensor:
         raise SelectionInputError(f"{name} must be a tensor or array, got {type(x).__name__}: {err}") from None
 
 
-def _features(x, name: str, dtype: torch.dtype | None = None, device=None) -> Tensor:
-    """(n, d) float rows -> L2-normalised rows in the compute dtype."""
+def _features(x, name: str, dtype: torch.dtype | None = None, device=None) -> tuple[Tensor, Tensor]:
+    """(n, d) float rows -> (rows in the compute dtype (n, d), their L2 norms (n, 1)).
+
+    The rows are not copied when they already have the compute dtype and device;
+    callers normalise the rows they use (see `Prepared.unit`).
+    """
     x = _as_tensor(x, name)
     if x.dim() != 2:
         raise SelectionInputError(f"{name} must be 2-D (rows, dim), got shape {tuple(x.shape)}")
@@ -58,23 +63,23 @@ def _features(x, name: str, dtype: torch.dtype | None = None, device=None) -> Te
     if device is not None:
         x = x.to(device)
     x = x.to(dtype or compute_dtype(x.dtype))
-    finite = torch.isfinite(x).all(dim=1)  # (n,)
-    if not bool(finite.all()):
-        bad = torch.nonzero(~finite).flatten()
-        raise SelectionInputError(
-            f"{name} has non-finite values (nan/inf) in row {int(bad[0])}"
-            f" ({bad.numel()} bad row{'s' if bad.numel() > 1 else ''} in all)")
-    norms = x.norm(dim=1, keepdim=True)  # (n, 1)
-    zero = norms.flatten() == 0
+    norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)  # (n, 1); nan/inf in a row make it non-finite
+    bad = ~torch.isfinite(norms[:, 0])
+    if bool(bad.any()):
+        rows = torch.nonzero(bad).flatten()
+        nonfinite = rows[~torch.isfinite(x[rows]).all(dim=1)]
+        if nonfinite.numel():
+            raise SelectionInputError(
+                f"{name} has non-finite values (nan/inf) in row {int(nonfinite[0])}"
+                f" ({nonfinite.numel()} bad row{'s' if nonfinite.numel() > 1 else ''} in all)")
+        raise SelectionInputError(f"{name} row {int(rows[0])} overflows when its norm is computed; rescale the features")
+    zero = norms[:, 0] == 0
     if bool(zero.any()):
-        bad = torch.nonzero(zero).flatten()
+        rows = torch.nonzero(zero).flatten()
         raise SelectionInputError(
-            f"{name} row {int(bad[0])} has zero norm and cannot be normalised"
-            f" ({bad.numel()} zero row{'s' if bad.numel() > 1 else ''} in all)")
-    if not bool(torch.isfinite(norms).all()):
-        row = int(torch.nonzero(~torch.isfinite(norms.flatten())).flatten()[0])
-        raise SelectionInputError(f"{name} row {row} overflows when its norm is computed; rescale the features")
-    return x / norms
+            f"{name} row {int(rows[0])} has zero norm and cannot be normalised"
+            f" ({rows.numel()} zero row{'s' if rows.numel() > 1 else ''} in all)")
+    return x, norms
 
 
 def _labels(labels, n: int, device) -> Tensor:
@@ -130,19 +135,36 @@ def check_lam(lam) -> float:
 
 @dataclass(frozen=True)
 class Prepared:
-    v: Tensor                # (N, d) normalised image features, compute dtype
+    x: Tensor                # (N, d) image features in the compute dtype, as given (not normalised)
+    norms: Tensor            # (N, 1) their L2 norms
     labels: Tensor           # (N,) int64 in [0, C)
     t: Tensor | None         # (C, d) normalised class prototypes, or None
     counts: Tensor           # (C,) int64 pool images per class
     num_classes: int
 
+    def unit(self, index) -> Tensor:
+        """Normalised image rows x[index] / |x[index]|, e.g. (B, k) indices -> (B, k, d)."""
+        return self.x[index] / self.norms[index]
+
+    @property
+    def n(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.x.shape[1]
+
     @property
     def dtype(self) -> torch.dtype:
-        return self.v.dtype
+        return self.x.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.x.device
 
     @property
     def tol(self) -> float:
-        return tie_tolerance(self.v.dtype)
+        return tie_tolerance(self.x.dtype)
 
 
 def prepare(image_features, labels, text_features=None, *, num_classes: int | None = None,
@@ -151,16 +173,16 @@ def prepare(image_features, labels, text_features=None, *, num_classes: int | No
     feats = _as_tensor(image_features, "image_features")
     text = None if text_features is None else _as_tensor(text_features, "text_features")
     dtype = compute_dtype(feats.dtype, *(() if text is None else (text.dtype,)))
-    v = _features(feats, "image_features", dtype)
-    device = v.device
-    y = _labels(labels, v.shape[0], device)
+    x, norms = _features(feats, "image_features", dtype)
+    y = _labels(labels, x.shape[0], x.device)
 
     t = None
     if text is not None:
-        t = _features(text, "text_features", dtype, device)
-        if t.shape[1] != v.shape[1]:
+        t, t_norms = _features(text, "text_features", dtype, x.device)
+        t = t / t_norms
+        if t.shape[1] != x.shape[1]:
             raise SelectionInputError(
-                f"text_features have dimension {t.shape[1]} but image_features have dimension {v.shape[1]}")
+                f"text_features have dimension {t.shape[1]} but image_features have dimension {x.shape[1]}")
         if num_classes is not None and num_classes != t.shape[0]:
             raise SelectionInputError(
                 f"num_classes={num_classes} but text_features has {t.shape[0]} rows (one per class)")
@@ -196,4 +218,4 @@ def prepare(image_features, labels, text_features=None, *, num_classes: int | No
             raise SelectionInputError(
                 f"class {c} has {int(counts[c])} pool images, fewer than ipc={ipc}"
                 f" ({short.numel()} such class{'es' if short.numel() > 1 else ''})")
-    return Prepared(v=v, labels=y, t=t, counts=counts, num_classes=num_classes)
+    return Prepared(x=x, norms=norms, labels=y, t=t, counts=counts, num_classes=num_classes)

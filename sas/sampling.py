@@ -43,7 +43,7 @@ from torch import Tensor
 from sas._inputs import (Prepared, SelectionInputError, check_int, check_lam, check_ratio,
                          prepare)
 from sas.scores import (ImageScores, _relevance_separation, _scores, _static_diversity,
-                        class_blocks, class_order, pairwise_angular)
+                        angular_blocks, class_blocks, class_order)
 
 __all__ = [
     "Selection", "Sampler", "SAS", "MixedScore", "KCenter", "Herding", "Random", "Ablation",
@@ -77,35 +77,36 @@ def _leading(order: Tensor, counts: Tensor, take: Tensor) -> Tensor:
 def diversity_walk(dist: Tensor, ipc: int, tol: float) -> Tensor:
     """Stage 2 of SAS on a batch of classes -> (B, k) bool, True for the kept members.
 
-    dist: (B, k, k) symmetric angular distances among each class's candidates,
-          rows in visiting order, zero diagonal.
+    dist: (B, k, k) angular distances among each class's candidates in visiting
+          order, zero diagonal; member i's mean reads column i (dist[:, j, i]),
+          so that every update below reads a contiguous row.
     Candidates enter S in order; while |S| > ipc the member with the lowest mean
     distance to the other members leaves (ties within tol: the latest to enter).
-    Running sums make each step O(k): the whole walk costs O(k^2) per class.
+    Every candidate keeps its running sum of distances to the current S, so a step
+    costs O(k) and the whole walk O(k^2) per class.
     """
     B, k, _ = dist.shape
-    member = torch.zeros(B, k, dtype=dist.dtype, device=dist.device)   # 1.0 for members of S
-    member[:, :ipc] = 1
-    sums = dist[:, :, :ipc].sum(-1)                                     # (B, k) sum of distances to S
+    member = torch.zeros(B, k, dtype=torch.bool, device=dist.device)
+    member[:, :ipc] = True
+    sums = dist[:, :ipc, :].sum(1)                                      # (B, k) sum of d(S, i)
     entry = torch.arange(k, device=dist.device).expand(B, k)            # entry order = visiting order
     rows = torch.arange(B, device=dist.device)
     for t in range(ipc, k):
-        member[:, t] = 1                                                # newcomer t joins S
-        sums += dist[:, t]                                              # everyone gains d(., t)
-        mean = (sums / ipc).masked_fill(member == 0, torch.inf)         # |S| - 1 = ipc
+        member[:, t] = True                                             # newcomer t joins S
+        sums += dist[:, t]                                              # everyone gains d(t, i)
+        mean = (sums / ipc).masked_fill_(~member, torch.inf)            # |S| - 1 = ipc
         tied = mean <= mean.amin(dim=1, keepdim=True) + tol
         out = torch.where(tied, entry, -1).argmax(dim=1)                # latest to enter among the tied
-        member[rows, out] = 0
-        sums -= dist[rows, out]
-    return member.bool()
+        member[rows, out] = False
+        sums -= dist[rows, out]                                         # everyone loses d(out, i)
+    return member
 
 
 def _walk(p: Prepared, order: Tensor, take: Tensor, ipc: int) -> Tensor:
     """Run `diversity_walk` over the first take[c] of each class in `order` -> (N,) bool."""
-    selected = torch.zeros(p.v.shape[0], dtype=torch.bool, device=p.v.device)
-    for _, idx in class_blocks(order, p.counts, take, p.v.shape[1]):       # idx (B, k)
-        keep = diversity_walk(pairwise_angular(p.v[idx]), ipc, p.tol)      # (B, k)
-        selected[idx[keep]] = True
+    selected = torch.zeros(p.n, dtype=torch.bool, device=p.device)
+    for idx, dist in angular_blocks(p, order, take):                       # (B, k), (B, k, k)
+        selected[idx[diversity_walk(dist, ipc, p.tol)]] = True
     return selected
 
 
@@ -193,7 +194,7 @@ class Sampler:
         raise NotImplementedError
 
     def _everyone(self, p: Prepared) -> Tensor:
-        return torch.ones(p.v.shape[0], dtype=torch.bool, device=p.v.device)
+        return torch.ones(p.n, dtype=torch.bool, device=p.device)
 
     def _two_stage(self, p: Prepared, score: Tensor, candidate_ratio: float) -> tuple[Tensor, Tensor]:
         order = class_order(score, p.labels)
@@ -256,10 +257,10 @@ class KCenter(Sampler):
     name: ClassVar[str] = "kcenter"
 
     def _choose(self, p):
-        selected = torch.zeros(p.v.shape[0], dtype=torch.bool, device=p.v.device)
+        selected = torch.zeros(p.n, dtype=torch.bool, device=p.device)
         order = torch.sort(p.labels, stable=True).indices
-        for _, idx in class_blocks(order, p.counts, p.counts, p.v.shape[1]):
-            f = p.v[idx]                                                    # (B, n, d)
+        for _, idx in class_blocks(order, p.counts, p.counts, p.dim):
+            f = p.unit(idx)                                                    # (B, n, d)
             rows = torch.arange(f.shape[0], device=f.device)
             sq = (f * f).sum(-1)                                            # (B, n)
 
@@ -284,10 +285,10 @@ class Herding(Sampler):
     name: ClassVar[str] = "herding"
 
     def _choose(self, p):
-        selected = torch.zeros(p.v.shape[0], dtype=torch.bool, device=p.v.device)
+        selected = torch.zeros(p.n, dtype=torch.bool, device=p.device)
         order = torch.sort(p.labels, stable=True).indices
-        for _, idx in class_blocks(order, p.counts, p.counts, p.v.shape[1]):
-            f = p.v[idx]                                                    # (B, n, d)
+        for _, idx in class_blocks(order, p.counts, p.counts, p.dim):
+            f = p.unit(idx)                                                    # (B, n, d)
             rows = torch.arange(f.shape[0], device=f.device)
             mu = f.mean(1)                                                  # (B, d)
             sq = (f * f).sum(-1)                                            # (B, n)
@@ -311,7 +312,7 @@ class Random(Sampler):
     name: ClassVar[str] = "random"
 
     def _choose(self, p):
-        keys = _random_keys(p.v.shape[0], self.seed, p.v.device)
+        keys = _random_keys(p.n, self.seed, p.device)
         return self._top(p, keys), self._everyone(p)
 
 
@@ -348,7 +349,7 @@ class Ablation(Sampler):
             if self.use_div:
                 return self._two_stage(p, score, self.candidate_ratio)
             return self._top(p, score), self._everyone(p)
-        keys = _random_keys(p.v.shape[0], self.seed, p.v.device)
+        keys = _random_keys(p.n, self.seed, p.device)
         if self.use_div:
             order = class_order(keys, p.labels)
             return _walk(p, order, p.counts, self.ipc), self._everyone(p)

@@ -29,14 +29,14 @@ from torch import Tensor
 from sas._inputs import Prepared, prepare
 
 __all__ = [
-    "EPS", "ImageScores", "angular_distance", "pairwise_angular", "relevance", "separation",
+    "EPS", "ImageScores", "angular_distance", "pairwise_angular", "angular_blocks", "relevance", "separation",
     "margin", "static_diversity", "compute_scores",
 ]
 
 EPS = 1e-6
 # Rows of the image-by-prototype similarity computed at once, and elements of
 # one (classes, k, k) block of per-class Gram matrices: both bound peak memory.
-ROW_CHUNK = 1 << 16
+ROW_CHUNK = 1 << 13
 BLOCK_ELEMENTS = 1 << 24
 
 
@@ -58,30 +58,43 @@ def angular_distance(a, b) -> Tensor:
     return _arccos(a @ b.mT)
 
 
-def pairwise_angular(v: Tensor) -> Tensor:
-    """Within-set angular distances of normalised rows (B, k, d) -> (B, k, k).
+def _gram_to_angles_(gram: Tensor) -> Tensor:
+    """In place: (B, k, k) within-set cosines -> angular distances with a zero diagonal."""
+    torch.arccos(gram.clamp_(-1 + EPS, 1 - EPS), out=gram)
+    gram.diagonal(dim1=1, dim2=2).zero_()  # d(i, i) is never part of a mean over j != i
+    return gram
 
-    Exactly symmetric (the upper triangle is mirrored) with a zero diagonal, so
-    that every member's sum of distances to the others is one well-defined number.
+
+def pairwise_angular(v: Tensor) -> Tensor:
+    """Within-set angular distances of normalised rows (B, k, d) -> (B, k, k), zero diagonal.
+
+    dist[b, i, j] and dist[b, j, i] may differ in the last bit (a matmul need
+    not be symmetric): a mean for member i reads one side consistently.
     """
-    dist = _arccos(torch.bmm(v, v.mT))  # (B, k, k)
-    upper = torch.triu(dist, diagonal=1)
-    return upper + upper.mT
+    return _gram_to_angles_(torch.bmm(v, v.mT))
 
 
 def _relevance_separation(p: Prepared, need_separation: bool = True) -> tuple[Tensor, Tensor | None]:
-    """(N,) relevance and (N,) separation, over row chunks: no (N, C) matrix in full."""
-    rel = torch.empty(p.v.shape[0], dtype=p.dtype, device=p.v.device)
+    """(N,) relevance and (N,) separation, over row chunks: no (N, C) matrix in full.
+
+    The chunk buffers are allocated once and reused: on the CPU fresh large
+    allocations (page faults) cost as much as the matmul itself.
+    """
+    rel = torch.empty(p.n, dtype=p.dtype, device=p.device)
     sep = torch.empty_like(rel) if need_separation else None
-    for start in range(0, p.v.shape[0], ROW_CHUNK):
-        rows = slice(start, start + ROW_CHUNK)
-        y = p.labels[rows, None]                       # (n, 1)
-        sims = p.v[rows] @ p.t.T                       # (n, C) cosines
+    chunk = min(ROW_CHUNK, p.n)
+    v_buf = torch.empty(chunk, p.dim, dtype=p.dtype, device=p.device)         # (chunk, d)
+    sim_buf = torch.empty(chunk, p.num_classes, dtype=p.dtype, device=p.device)  # (chunk, C)
+    for start in range(0, p.n, chunk):
+        rows = slice(start, min(start + chunk, p.n))
+        m = rows.stop - start
+        v = torch.div(p.x[rows], p.norms[rows], out=v_buf[:m])   # normalised rows
+        sims = torch.matmul(v, p.t.T, out=sim_buf[:m])           # (m, C) cosines
+        y = p.labels[rows, None]                                  # (m, 1)
         rel[rows] = -_arccos(sims.gather(1, y)[:, 0])
         if need_separation:
             # arccos is decreasing, so the nearest other prototype is the most similar one.
-            others = sims.scatter_(1, y, -torch.inf).amax(dim=1)  # (n,)
-            sep[rows] = _arccos(others)
+            sep[rows] = _arccos(sims.scatter_(1, y, -torch.inf).amax(dim=1))
     return rel, sep
 
 
@@ -113,14 +126,32 @@ def class_blocks(order: Tensor, counts: Tensor, sizes: Tensor, width: int
             yield block, order[offsets[block, None] + cols]  # (B,), (B, size)
 
 
+def angular_blocks(p: Prepared, order: Tensor, sizes: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
+    """Per block of classes: (idx (B, k), dist (B, k, k)) over the first sizes[c] of each class in order.
+
+    dist holds the angular distances among each class's k rows (zero diagonal).
+    Features and distances live in buffers reused by the next block (fresh large
+    allocations cost as much as the matmul on the CPU): use dist before advancing.
+    """
+    f_buf = d_buf = None
+    for _, idx in class_blocks(order, p.counts, sizes, p.dim):
+        B, k = idx.shape
+        if d_buf is None or d_buf.shape[1] != k or d_buf.shape[0] < B:
+            f_buf = torch.empty(B, k, p.dim, dtype=p.dtype, device=p.device)
+            d_buf = torch.empty(B, k, k, dtype=p.dtype, device=p.device)
+        f = f_buf[:B]                                                      # (B, k, d)
+        torch.index_select(p.x, 0, idx.flatten(), out=f.view(B * k, p.dim))
+        f.div_(p.norms[idx])                                               # normalised rows
+        yield idx, _gram_to_angles_(torch.bmm(f, f.mT, out=d_buf[:B]))
+
+
 def _static_diversity(p: Prepared) -> Tensor:
     """Eq. 7 over each class's whole pool -> (N,); a class of one image scores 0."""
-    out = torch.zeros(p.v.shape[0], dtype=p.dtype, device=p.v.device)
-    order = torch.sort(p.labels, stable=True).indices
-    for _, idx in class_blocks(order, p.counts, p.counts, p.v.shape[1]):
+    out = torch.zeros(p.n, dtype=p.dtype, device=p.device)
+    for idx, dist in angular_blocks(p, torch.sort(p.labels, stable=True).indices, p.counts):
         n = idx.shape[1]
         if n > 1:
-            out[idx] = pairwise_angular(p.v[idx]).sum(-1) / (n - 1)  # (B, n)
+            out[idx] = dist.sum(-1) / (n - 1)  # (B, n)
     return out
 
 

@@ -84,12 +84,12 @@ def test_chunking_changes_nothing(monkeypatch):
         torch.testing.assert_close(chunked.as_dict()[name], value, msg=name)
 
 
-def test_pairwise_angular_is_symmetric_with_zero_diagonal():
-    feats, _, _ = clustered(3)
-    v = feats / feats.norm(dim=1, keepdim=True)
-    d = scores.pairwise_angular(v[None, :10].float())
-    assert torch.equal(d, d.mT)
-    assert torch.equal(torch.diagonal(d, dim1=1, dim2=2), torch.zeros(1, 10))
+def test_pairwise_angular_zero_diagonal_and_values():
+    v = on_circle(0, 30, 100)[None]  # (1, 3, 2)
+    d = scores.pairwise_angular(v.float())
+    assert torch.equal(torch.diagonal(d, dim1=1, dim2=2), torch.zeros(1, 3))
+    want = torch.tensor([[0, rad(30), rad(100)], [rad(30), 0, rad(70)], [rad(100), rad(70), 0]])
+    torch.testing.assert_close(d[0], want, atol=1e-5, rtol=0)
 
 
 def test_matches_reference():
