@@ -1,0 +1,157 @@
+"""The IDC train augmentation and CutMix, batched, on the images' device.
+
+    aug = TrainAugment(size=224)
+    x = aug(images_uint8, generator)            # (B, 3, H, W) uint8 -> (B, 3, 224, 224) normalised float
+    x, y_a, y_b, lam = cutmix(x, y, beta=1.0, prob=1.0, rng=np_rng)
+    loss = lam * ce(model(x), y_a) + (1 - lam) * ce(model(x), y_b)
+
+Per image, as torchvision's transforms would do one image at a time:
+RandomResizedCrop(size, scale, ratio) -> horizontal flip (p 0.5) ->
+ColorJitter(brightness, contrast, saturation; one random order per batch) ->
+PCA lighting (AlexNet eigen-decomposition of ImageNet RGB) -> normalise.
+Crops are resampled with roi_align (bilinear, averaged over the bin: smooth
+when shrinking). Per-image draws use a torch Generator on the images' device;
+per-batch draws (jitter order, CutMix's box) use a numpy Generator on the host:
+no step waits on a device-to-host copy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "TrainAugment", "normalize", "cutmix", "to_unit_float"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+PCA_EIGVAL = (0.2175, 0.0188, 0.0045)
+PCA_EIGVEC = ((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140), (-0.5836, -0.6948, 0.4203))
+GRAY = (0.299, 0.587, 0.114)
+
+
+def to_unit_float(x: Tensor) -> Tensor:
+    """uint8 (B, 3, H, W) -> float in [0, 1]."""
+    return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
+
+
+def normalize(x: Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> Tensor:
+    m = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - m) / s
+
+
+def _gray(x: Tensor) -> Tensor:
+    w = torch.tensor(GRAY, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True)  # (B, 1, H, W)
+
+
+def _uniform(lo: float, hi: float, n: int, g, device) -> Tensor:
+    return lo + (hi - lo) * torch.rand(n, generator=g, device=device)
+
+
+class TrainAugment(nn.Module):
+    """The IDC training augmentation chain (see module docstring); no parameters, no state."""
+
+    def __init__(self, size: int = 224, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3), flip: bool = True,
+                 brightness: float = 0.4, contrast: float = 0.4, saturation: float = 0.4,
+                 lighting: float = 0.1, mean=IMAGENET_MEAN, std=IMAGENET_STD, attempts: int = 10):
+        super().__init__()
+        self.size, self.scale, self.ratio, self.flip = size, tuple(scale), tuple(ratio), flip
+        self.jitter = (brightness, contrast, saturation)
+        self.lighting, self.mean, self.std, self.attempts = lighting, tuple(mean), tuple(std), attempts
+
+    def crop_boxes(self, n: int, h: int, w: int, g, device) -> Tensor:
+        """RandomResizedCrop parameters per image -> (n, 4) boxes x1, y1, x2, y2 in pixels.
+
+        torchvision's rule, vectorised: up to `attempts` draws of (area, log-ratio);
+        the first that fits wins, else the centre crop at the clamped ratio.
+        """
+        a = self.attempts
+        area = h * w * _uniform(self.scale[0], self.scale[1], n * a, g, device).view(n, a)
+        logr = _uniform(math.log(self.ratio[0]), math.log(self.ratio[1]), n * a, g, device).view(n, a)
+        r = torch.exp(logr)
+        cw = torch.sqrt(area * r).round()
+        ch = torch.sqrt(area / r).round()
+        ok = (cw > 0) & (cw <= w) & (ch > 0) & (ch <= h)                    # (n, a)
+        first = ok.int().argmax(1)                                          # first fitting draw
+        rows = torch.arange(n, device=device)
+        cw, ch, found = cw[rows, first], ch[rows, first], ok.any(1)
+        # fallback: centre crop of the whole image at the ratio clamped to the allowed range
+        in_ratio = w / h
+        fw = float(w if self.ratio[0] <= in_ratio <= self.ratio[1] else
+                   (round(h * self.ratio[0]) if in_ratio < self.ratio[0] else round(h * self.ratio[1])))
+        fh = float(h if self.ratio[0] <= in_ratio <= self.ratio[1] else
+                   (round(w / self.ratio[0]) if in_ratio < self.ratio[0] else round(w / self.ratio[1])))
+        fw, fh = min(fw, w), min(fh, h)
+        cw = torch.where(found, cw, torch.full_like(cw, fw))
+        ch = torch.where(found, ch, torch.full_like(ch, fh))
+        x1 = torch.where(found, torch.floor(torch.rand(n, generator=g, device=device) * (w - cw + 1)),
+                         torch.full_like(cw, (w - fw) // 2))
+        y1 = torch.where(found, torch.floor(torch.rand(n, generator=g, device=device) * (h - ch + 1)),
+                         torch.full_like(ch, (h - fh) // 2))
+        return torch.stack([x1, y1, x1 + cw, y1 + ch], 1)
+
+    def forward(self, images: Tensor, generator: torch.Generator | None = None,
+                host_rng: np.random.Generator | None = None) -> Tensor:
+        """uint8 (B, 3, H, W) -> (B, 3, size, size) normalised float.
+
+        generator: draws of the per-image parameters (on the images' device);
+        host_rng: the jitter order of this batch (fixed order if None).
+        """
+        from torchvision.ops import roi_align
+
+        x = to_unit_float(images)                                           # (B, 3, H, W) in [0, 1]
+        n, _, h, w = x.shape
+        dev, g = x.device, generator
+        boxes = self.crop_boxes(n, h, w, g, dev)                            # (B, 4)
+        rois = torch.cat([torch.arange(n, device=dev, dtype=x.dtype)[:, None], boxes.to(x.dtype)], 1)
+        x = roi_align(x, rois, output_size=(self.size, self.size), spatial_scale=1.0,
+                      sampling_ratio=-1, aligned=True)                      # (B, 3, S, S)
+        if self.flip:
+            flip = torch.rand(n, generator=g, device=dev) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        for op in (host_rng.permutation(3).tolist() if host_rng is not None else (0, 1, 2)):
+            strength = self.jitter[op]
+            if strength <= 0:
+                continue
+            f = _uniform(max(0.0, 1 - strength), 1 + strength, n, g, dev).view(n, 1, 1, 1)
+            if op == 0:                                                      # brightness
+                x = (x * f).clamp_(0, 1)
+            elif op == 1:                                                    # contrast
+                m = _gray(x).mean(dim=(1, 2, 3), keepdim=True)
+                x = (f * x + (1 - f) * m).clamp_(0, 1)
+            else:                                                            # saturation
+                x = (f * x + (1 - f) * _gray(x)).clamp_(0, 1)
+        if self.lighting > 0:
+            alpha = torch.randn(n, 3, generator=g, device=dev) * self.lighting      # (B, 3)
+            vec = torch.tensor(PCA_EIGVEC, device=dev)
+            val = torch.tensor(PCA_EIGVAL, device=dev)
+            rgb = (vec[None] * (alpha * val)[:, None, :]).sum(-1)                   # (B, 3)
+            x = x + rgb[:, :, None, None]
+        return normalize(x, self.mean, self.std)
+
+
+def cutmix(x: Tensor, y: Tensor, beta: float, prob: float, rng: np.random.Generator):
+    """CutMix on a batch -> (mixed x, y_a, y_b, lam); the loss is lam * CE(y_a) + (1 - lam) * CE(y_b).
+
+    One box per batch (as in the IDC code): lam ~ Beta(beta, beta), box of side
+    sqrt(1 - lam) centred uniformly and clipped, pasted from a permuted batch;
+    lam is then the kept area. With probability 1 - prob the batch is unchanged.
+    """
+    if beta <= 0 or rng.random() >= prob:
+        return x, y, y, 1.0
+    n, _, h, w = x.shape
+    lam = rng.beta(beta, beta)
+    perm = torch.from_numpy(rng.permutation(n)).to(x.device)
+    cut = math.sqrt(1.0 - lam)
+    cw, ch = int(w * cut), int(h * cut)
+    cx, cy = int(rng.integers(w)), int(rng.integers(h))
+    x1, x2 = max(cx - cw // 2, 0), min(cx + cw // 2, w)
+    y1, y2 = max(cy - ch // 2, 0), min(cy + ch // 2, h)
+    x = x.clone()
+    x[:, :, y1:y2, x1:x2] = x[perm, :, y1:y2, x1:x2]
+    lam = 1.0 - (x2 - x1) * (y2 - y1) / (w * h)
+    return x, y, y[perm], lam

@@ -1,0 +1,101 @@
+"""Class tables: label order, WordNet id, ImageNet-1K index (= DiT class label), readable name.
+
+    from sas.data.classes import get_class_table
+    table = get_class_table("imagewoof")
+    table.names         # ['Australian terrier', ...]  -> CLIP prompts
+    table.imagenet_ids  # [193, 182, ...]               -> DiT class labels
+    table.wnids         # ['n02096294', ...]            -> ImageNet folder names
+
+Label order (0..C-1) is the order below, as in the IDC / Minimax code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ClassTable", "CLASS_TABLES", "get_class_table"]
+
+
+@dataclass(frozen=True)
+class ClassTable:
+    name: str
+    wnids: tuple[str | None, ...]
+    imagenet_ids: tuple[int | None, ...]
+    names: tuple[str, ...]
+
+    def __post_init__(self):
+        if not (len(self.wnids) == len(self.imagenet_ids) == len(self.names)):
+            raise ValueError(f"class table '{self.name}': wnids, imagenet_ids and names differ in length")
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"class table '{self.name}': class names repeat")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def folders(self) -> tuple[str, ...]:
+        """The folder name of each class in an ImageFolder layout: the wnid, else the name."""
+        return tuple(w or n for w, n in zip(self.wnids, self.names))
+
+    @classmethod
+    def from_names(cls, name: str, names, wnids=None, imagenet_ids=None) -> "ClassTable":
+        """A table for any other ImageFolder dataset, from its class-name list."""
+        n = len(names)
+        return cls(name, tuple(wnids or [None] * n), tuple(imagenet_ids or [None] * n), tuple(names))
+
+
+def _table(name: str, rows: str) -> ClassTable:
+    parsed = [line.split(None, 2) for line in rows.strip().splitlines()]
+    return ClassTable(name, tuple(r[0] for r in parsed), tuple(int(r[1]) for r in parsed),
+                      tuple(r[2] for r in parsed))
+
+
+CLASS_TABLES: dict[str, ClassTable] = {
+    "imagewoof": _table("imagewoof", """
+        n02096294 193 Australian terrier
+        n02093754 182 Border terrier
+        n02111889 258 Samoyed
+        n02088364 162 beagle
+        n02086240 155 Shih-Tzu
+        n02089973 167 English foxhound
+        n02087394 159 Rhodesian ridgeback
+        n02115641 273 dingo
+        n02099601 207 golden retriever
+        n02105641 229 Old English sheepdog
+    """),
+    "imagenette": _table("imagenette", """
+        n01440764 0 tench
+        n02102040 217 English springer
+        n02979186 482 cassette player
+        n03000684 491 chain saw
+        n03028079 497 church
+        n03394916 566 French horn
+        n03417042 569 garbage truck
+        n03425413 571 gas pump
+        n03445777 574 golf ball
+        n03888257 701 parachute
+    """),
+    "imageidc": _table("imageidc", """
+        n02869837 452 bonnet
+        n01749939 64 green mamba
+        n02488291 374 langur
+        n02107142 236 Doberman
+        n13037406 993 gyromitra
+        n02091831 176 Saluki
+        n04517823 882 vacuum
+        n04589890 904 window screen
+        n03062245 503 cocktail shaker
+        n01773797 74 garden spider
+    """),
+    "cifar10": ClassTable.from_names(
+        "cifar10", ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]),
+    "digits": ClassTable.from_names(
+        "digits", ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]),
+}
+
+
+def get_class_table(name: str) -> ClassTable:
+    if name not in CLASS_TABLES:
+        raise ValueError(f"unknown class table '{name}'; known: {sorted(CLASS_TABLES)}"
+                         " (or build one with ClassTable.from_names)")
+    return CLASS_TABLES[name]

@@ -1,0 +1,145 @@
+"""Real training / validation data of a distillation benchmark.
+
+    from sas.data.real import RealData
+    data = RealData(name="imagewoof", root="/data/imagenet", layout="imagenet", image_size=224)
+    val = data.load("val")          # ImageSet; val.source says which layout and split it read
+
+Layouts (a config value, `dataset.layout`):
+  imagenet  root/train/<wnid>/*, root/val/<wnid>/* (ImageNet val sorted into wnid
+            folders: 50 per class). The paper's setting.
+  fastai    the fastai release (imagewoof2 / imagenette2) under root/<release>/,
+            downloaded with a progress bar and checked by md5 when missing and
+            `download` is true. Same classes, other splits: results differ from
+            the paper's, and `source` says so.
+  folder    any ImageFolder root/<split>/<class folder>/* with the class names
+            of `classes` (for datasets beyond the paper's).
+  cifar10   torchvision's CIFAR-10 under root (download-if-missing).
+  digits    scikit-learn's digits (ships with the package; offline).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from sas.data.classes import ClassTable, get_class_table
+from sas.data.images import DataError, ImageSet, load_class_folders
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RealData", "FASTAI_RELEASES", "load_digits_split", "LAYOUTS"]
+
+# fastai releases: url, md5 of the archive (torchvision's for imagenette2). A null md5 skips the check.
+FASTAI_RELEASES = {
+    "imagenette": ("imagenette2", "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2.tgz",
+                   "fe2fc210e6bb7c5664d602c3cd71e612"),
+    "imagewoof": ("imagewoof2", "https://s3.amazonaws.com/fast-ai-imageclas/imagewoof2.tgz",
+                  "5eaf5bbf4bf16a77c616dc6e8dd5f8e9"),
+}
+LAYOUTS = ("imagenet", "fastai", "folder", "cifar10", "digits")
+SPLITS = ("train", "val")
+
+
+def load_digits_split(split: str, image_size: int = 32, test_size: float = 0.3, seed: int = 0) -> ImageSet:
+    """scikit-learn's digits (1,797 real 8x8 digits), a fixed seeded stratified split, as RGB uint8.
+
+    split "train" or "val" (the held-out test part). Images are upscaled
+    (bilinear) to image_size and replicated to 3 channels.
+    """
+    import numpy as np
+    import torch.nn.functional as F
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    idx_tr, idx_te = train_test_split(np.arange(len(d.target)), test_size=test_size, random_state=seed,
+                                      stratify=d.target)
+    idx = np.sort(idx_tr if split == "train" else idx_te)
+    x = torch.from_numpy(d.images[idx]).float()[:, None] / 16.0                # (n, 1, 8, 8) in [0, 1]
+    x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
+    x = (x.clamp(0, 1) * 255).round().to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
+    return ImageSet(x, torch.from_numpy(d.target[idx]).long(), get_class_table("digits"),
+                    f"sklearn digits, seeded {1 - test_size:.0%}/{test_size:.0%} split (seed {seed}), {split}")
+
+
+@dataclass
+class RealData:
+    """The real data of one dataset config (see module docstring)."""
+
+    name: str                               # class table: imagewoof, imagenette, imageidc, cifar10, digits, ...
+    root: str | None = None
+    layout: str = "imagenet"
+    image_size: int = 224
+    download: bool = False
+    classes: list[str] | None = None        # class names for a custom `folder` dataset
+    seed: int = 0                           # digits split
+    md5: str | None = field(default=None)   # fastai archive checksum override
+
+    def __post_init__(self):
+        if self.layout not in LAYOUTS:
+            raise DataError(f"dataset.layout must be one of {LAYOUTS}, got '{self.layout}'")
+        if self.layout not in ("digits",) and not self.root:
+            raise DataError(f"dataset '{self.name}' with layout '{self.layout}' needs dataset.root")
+
+    @property
+    def table(self) -> ClassTable:
+        if self.classes is not None:
+            return ClassTable.from_names(self.name, list(self.classes))
+        return get_class_table(self.name)
+
+    def check(self) -> None:
+        """Cheap checks of the roots and class folders (no decoding), to run before expensive work."""
+        if self.layout in ("imagenet", "folder", "fastai"):
+            from sas.data.images import list_class_files
+            for split in SPLITS:
+                list_class_files(self._split_dir(split, fetch=False), self.table)
+        elif self.layout == "cifar10" and not self.download and not (Path(self.root) / "cifar-10-batches-py").is_dir():
+            raise DataError(f"CIFAR-10 not found under {self.root} (cifar-10-batches-py); set dataset.download=true")
+
+    def _split_dir(self, split: str, fetch: bool = True) -> Path:
+        root = Path(self.root)
+        if self.layout != "fastai":
+            return root / split
+        if self.name not in FASTAI_RELEASES:
+            raise DataError(f"no fastai release for dataset '{self.name}'; known: {sorted(FASTAI_RELEASES)}")
+        release, url, md5 = FASTAI_RELEASES[self.name]
+        if not (root / release).is_dir() and fetch:
+            if not self.download:
+                raise DataError(f"fastai release not found: {root / release}; set dataset.download=true to fetch {url}")
+            from torchvision.datasets.utils import download_and_extract_archive
+            download_and_extract_archive(url, str(root), md5=self.md5 or md5)
+        return root / release / split
+
+    def load(self, split: str, per_class: int | None = None) -> ImageSet:
+        if split not in SPLITS:
+            raise DataError(f"split must be one of {SPLITS}, got '{split}'")
+        if self.layout == "digits":
+            return load_digits_split(split, self.image_size, seed=self.seed)
+        if self.layout == "cifar10":
+            return self._cifar10(split)
+        where = self._split_dir(split)
+        source = {
+            "imagenet": f"ImageNet layout ({self.name} classes): {where}",
+            "fastai": f"fastai {FASTAI_RELEASES.get(self.name, ('?',))[0]} release, {split} split: {where}"
+                      " (not the paper's ImageNet split: figures differ from the paper's)",
+            "folder": f"ImageFolder: {where}",
+        }[self.layout]
+        if self.layout == "fastai":
+            log.warning("reading the %s", source)
+        return load_class_folders(where, self.table, self.image_size, source, per_class)
+
+    def _cifar10(self, split: str) -> ImageSet:
+        from torchvision.datasets import CIFAR10
+        try:
+            ds = CIFAR10(self.root, train=split == "train", download=self.download)
+        except RuntimeError as err:
+            raise DataError(f"CIFAR-10 under {self.root}: {err}") from None
+        x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()         # (N, 3, 32, 32) uint8
+        if self.image_size != x.shape[-1]:
+            import torch.nn.functional as F
+            x = F.interpolate(x.float(), size=self.image_size, mode="bilinear", antialias=True)
+            x = x.round().clamp(0, 255).to(torch.uint8)
+        return ImageSet(x, torch.tensor(ds.targets), self.table, f"torchvision CIFAR-10 ({split}): {self.root}")

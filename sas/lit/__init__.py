@@ -1,0 +1,1 @@
+"""LightningModules and DataModules: downstream evaluation (classifier.py, datamodule.py, evaluate.py)."""

@@ -1,0 +1,99 @@
+"""The downstream classifier of the IDC protocol as a LightningModule.
+
+    module = Classifier(model, epochs=2000, lr=0.01)
+    pl.Trainer(max_epochs=2000, check_val_every_n_epoch=20).fit(module, datamodule)
+    module.best_top1, module.last_top1, module.curve     # [(epoch, top1), ...]
+
+SGD (momentum, weight decay), learning rate x gamma at the given fractions of
+the epochs, CutMix on every batch with probability cutmix_prob, top-1 on the
+whole val set at each evaluation (summed over processes under DDP). Losses and
+accuracies stay on the device between evaluations: the only host syncs are one
+per evaluation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sas.data.augment import cutmix
+
+
+class Classifier(pl.LightningModule):
+    def __init__(self, model: nn.Module, epochs: int, lr: float = 0.01, momentum: float = 0.9,
+                 weight_decay: float = 5e-4, lr_milestones=(2 / 3, 5 / 6), lr_gamma: float = 0.2,
+                 cutmix_beta: float = 1.0, cutmix_prob: float = 1.0, seed: int = 0,
+                 channels_last: bool = False, metric_prefix: str = ""):
+        super().__init__()
+        self.save_hyperparameters(ignore=["model"])
+        self.model = model.to(memory_format=torch.channels_last) if channels_last else model
+        self.curve: list[tuple[int, float]] = []
+        self._rng = np.random.default_rng([seed, 7])
+        self._correct = self._total = self._loss_sum = self._loss_n = None
+
+    @property
+    def best_top1(self) -> float:
+        return max(a for _, a in self.curve) if self.curve else float("nan")
+
+    @property
+    def best_epoch(self) -> int:
+        return max(self.curve, key=lambda ea: (ea[1], -ea[0]))[0] if self.curve else -1
+
+    @property
+    def last_top1(self) -> float:
+        return self.curve[-1][1] if self.curve else float("nan")
+
+    def forward(self, x):
+        if self.hparams.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.model(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch                                                        # (B, 3, S, S), (B,)
+        x, y_a, y_b, lam = cutmix(x, y, self.hparams.cutmix_beta, self.hparams.cutmix_prob, self._rng)
+        logits = self(x)
+        loss = lam * F.cross_entropy(logits, y_a) + (1 - lam) * F.cross_entropy(logits, y_b)
+        if self._loss_sum is None:
+            self._loss_sum = torch.zeros((), device=loss.device)
+            self._loss_n = 0
+        self._loss_sum += loss.detach()
+        self._loss_n += 1
+        return loss
+
+    def on_validation_epoch_start(self):
+        self._correct = torch.zeros((), dtype=torch.long, device=self.device)
+        self._total = torch.zeros((), dtype=torch.long, device=self.device)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self._correct += (self(x).argmax(1) == y).sum()
+        self._total += y.numel()
+
+    def on_validation_epoch_end(self):
+        if self.trainer.sanity_checking:
+            return
+        correct = self.trainer.strategy.reduce(self._correct.float(), reduce_op="sum")
+        total = self.trainer.strategy.reduce(self._total.float(), reduce_op="sum")
+        top1 = float(correct / total)                                       # the one host sync
+        epoch = self.current_epoch + 1
+        self.curve.append((epoch, top1))
+        p = self.hparams.metric_prefix
+        metrics = {f"{p}val/top1": top1, f"{p}val/best_top1": self.best_top1, f"{p}epoch": float(epoch)}
+        if self._loss_n:
+            metrics[f"{p}train/loss"] = float(self._loss_sum / self._loss_n)
+            self._loss_sum.zero_()
+            self._loss_n = 0
+        if self.logger is not None:
+            self.logger.log_metrics(metrics, step=epoch)
+
+    def configure_optimizers(self):
+        h = self.hparams
+        fused = self.device.type == "cuda"
+        opt = torch.optim.SGD(self.parameters(), lr=h.lr, momentum=h.momentum, weight_decay=h.weight_decay,
+                              **({"fused": True} if fused else {}))
+        milestones = [int(f * h.epochs) for f in h.lr_milestones]
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=h.lr_gamma)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}

@@ -1,0 +1,147 @@
+"""Downstream evaluation: train a classifier from scratch on a distilled set, top-1 on real val.
+
+    from sas.lit.evaluate import Protocol, evaluate
+    result = evaluate(distilled, real_val, {"name": "resnet_ap", "depth": 10}, Protocol(), ipc=10)
+    result["best_top1_mean"], result["best_top1_std"], result["last_top1_mean"], result["repeats"]
+
+The IDC protocol (used by Minimax and SAS) with every setting a named value of
+`Protocol` (conf/eval/idc.yaml). Each repeat r trains a fresh model with seed
+seed + r; the result reports, per repeat, the best top-1 over the evaluation
+points (the paper's figure) and the last one (the honest one), then mean and
+population std (numpy's default, ddof 0) over repeats. Finished repeats can be
+passed back in (`completed`) and are not run again.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from sas.data.images import ImageSet
+
+__all__ = ["Protocol", "evaluate", "summarize", "run_repeat"]
+
+
+@dataclass
+class Protocol:
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 64
+    epochs: int | None = None                       # None: by IPC from epochs_by_ipc
+    epochs_by_ipc: dict = field(default_factory=lambda: {1: 3000, 10: 2000, 50: 1500})
+    epochs_otherwise: int = 1000                    # IPC above every key of epochs_by_ipc
+    lr_milestones: tuple = (2 / 3, 5 / 6)           # fractions of the epochs
+    lr_gamma: float = 0.2
+    evaluations: int = 100                          # evaluate every epochs / evaluations epochs
+    cutmix_beta: float = 1.0
+    cutmix_prob: float = 1.0
+    image_size: int = 224
+    crop_scale: tuple = (0.5, 1.0)                  # RandomResizedCrop scale
+    flip: bool = True
+    jitter: float = 0.4                             # brightness = contrast = saturation
+    lighting: float = 0.1                           # PCA lighting std
+    augment: bool = True
+    eval_batch_size: int = 500
+    repeats: int = 3
+    seed: int = 0
+    accelerator: str = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    precision: str = "32-true"                      # "bf16-mixed" on GPUs
+    channels_last: bool = False
+    compile: bool = False                           # torch.compile the model
+    progress: bool = True                           # Lightning's progress bar
+
+    def __post_init__(self):
+        for key in ("lr", "batch_size", "evaluations", "repeats", "image_size", "eval_batch_size"):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"eval.{key} must be > 0, got {getattr(self, key)}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"eval.epochs must be >= 1 or null, got {self.epochs}")
+        if not 0 <= self.cutmix_prob <= 1:
+            raise ValueError(f"eval.cutmix_prob must be in [0, 1], got {self.cutmix_prob}")
+
+    def epochs_for(self, ipc: int | None) -> int:
+        """The protocol's epochs: explicit, else by IPC (<=1: 3000, <=10: 2000, <=50: 1500, else 1000)."""
+        if self.epochs is not None:
+            return int(self.epochs)
+        if ipc is None:
+            raise ValueError("eval.epochs is null, so the IPC is needed to choose the epochs")
+        for bound in sorted(int(k) for k in self.epochs_by_ipc):
+            if ipc <= bound:
+                return int(self.epochs_by_ipc[bound] if bound in self.epochs_by_ipc else self.epochs_by_ipc[str(bound)])
+        return int(self.epochs_otherwise)
+
+    def eval_every(self, epochs: int) -> int:
+        return max(1, epochs // self.evaluations)
+
+
+def summarize(repeats: list[dict]) -> dict:
+    """Mean and population std of best / last top-1 over repeats (each a dict with best_top1, last_top1)."""
+    out = {"n_repeats": len(repeats)}
+    for key in ("best_top1", "last_top1"):
+        vals = [float(r[key]) for r in repeats]
+        mean = sum(vals) / len(vals) if vals else math.nan
+        out[f"{key}_mean"] = mean
+        out[f"{key}_std"] = math.sqrt(sum((v - mean) ** 2 for v in vals) / len(vals)) if vals else math.nan
+    return out
+
+
+def run_repeat(train: ImageSet, val: ImageSet, model: dict, protocol: Protocol, epochs: int, repeat: int,
+               logger=None) -> dict:
+    """One training run from scratch -> {repeat, seed, best_top1, last_top1, best_epoch, curve}."""
+    import pytorch_lightning as pl
+    import torch
+
+    from sas.data.augment import TrainAugment
+    from sas.lit.classifier import Classifier
+    from sas.lit.datamodule import ResidentDataModule
+    from sas.models import build_model
+
+    seed = protocol.seed + repeat
+    pl.seed_everything(seed, workers=True, verbose=False)
+    spec = dict(model)
+    net = build_model(spec.pop("name"), num_classes=train.num_classes, image_size=protocol.image_size, **spec)
+    if protocol.compile:
+        net = torch.compile(net)
+    module = Classifier(net, epochs=epochs, lr=protocol.lr, momentum=protocol.momentum,
+                        weight_decay=protocol.weight_decay, lr_milestones=tuple(protocol.lr_milestones),
+                        lr_gamma=protocol.lr_gamma, cutmix_beta=protocol.cutmix_beta,
+                        cutmix_prob=protocol.cutmix_prob, seed=seed, channels_last=protocol.channels_last,
+                        metric_prefix=f"repeat{repeat}/")
+    augment = TrainAugment(protocol.image_size, scale=tuple(protocol.crop_scale), flip=protocol.flip,
+                           brightness=protocol.jitter, contrast=protocol.jitter, saturation=protocol.jitter,
+                           lighting=protocol.lighting) if protocol.augment else None
+    dm = ResidentDataModule(train, val, augment, protocol.batch_size, protocol.eval_batch_size, seed)
+    trainer = pl.Trainer(
+        max_epochs=epochs, check_val_every_n_epoch=protocol.eval_every(epochs),
+        accelerator=protocol.accelerator, devices=protocol.devices, strategy=protocol.strategy,
+        precision=protocol.precision, logger=logger if logger is not None else False,
+        enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
+        enable_progress_bar=protocol.progress, log_every_n_steps=1 << 30, deterministic=False)
+    trainer.fit(module, dm)
+    if not module.curve or module.curve[-1][0] != epochs:  # make sure the last epoch is evaluated
+        trainer.validate(module, dm, verbose=False)
+    return {"repeat": repeat, "seed": seed, "best_top1": module.best_top1, "last_top1": module.last_top1,
+            "best_epoch": module.best_epoch, "curve": [list(p) for p in module.curve]}
+
+
+def evaluate(train: ImageSet, val: ImageSet, model: dict, protocol: Protocol, ipc: int | None = None,
+             logger=None, completed: list[dict] | None = None,
+             on_repeat: Callable[[dict], None] | None = None) -> dict:
+    """Run protocol.repeats trainings (skipping those in `completed`) -> result dict (JSON-ready)."""
+    if len(train) == 0:
+        raise ValueError(f"empty training set: {train.source}")
+    epochs = protocol.epochs_for(ipc)
+    done = {int(r["repeat"]): r for r in (completed or [])}
+    repeats = []
+    for r in range(protocol.repeats):
+        rec = done.get(r) or run_repeat(train, val, model, protocol, epochs, r, logger)
+        if r not in done and on_repeat is not None:
+            on_repeat(rec)
+        repeats.append(rec)
+    return {"model": dict(model), "epochs": epochs, "eval_every": protocol.eval_every(epochs),
+            "train_images": len(train), "train_source": train.source, "val_images": len(val),
+            "val_source": val.source, "protocol": asdict(protocol), **summarize(repeats), "repeats": repeats}

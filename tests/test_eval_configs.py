@@ -1,0 +1,51 @@
+"""conf/dataset, conf/model and conf/eval compose and build what they say."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from sas.data.real import RealData
+from sas.lit.evaluate import Protocol
+from sas.models import build_model, count_parameters
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def cfg(*overrides):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(overrides=["+paths=default", *overrides])
+
+
+def test_idc_protocol_values():
+    p = instantiate(cfg("+eval=idc").eval)
+    assert isinstance(p, Protocol)
+    assert (p.lr, p.momentum, p.weight_decay, p.batch_size) == (0.01, 0.9, 5e-4, 64)
+    assert [p.epochs_for(i) for i in (1, 10, 50, 100)] == [3000, 2000, 1500, 1000]
+    assert p.cutmix_beta == 1.0 and p.cutmix_prob == 1.0 and p.lr_gamma == 0.2
+    assert p.image_size == 224 and list(p.crop_scale) == [0.5, 1.0] and p.jitter == 0.4 and p.lighting == 0.1
+    assert p.repeats == 3 and p.eval_every(2000) == 20
+
+
+def test_fast_and_gpu_presets():
+    fast = instantiate(cfg("+eval=fast").eval)
+    assert fast.image_size == 32 and fast.epochs == 40 and fast.lr == 0.01
+    gpu = instantiate(cfg("+eval=idc_gpu").eval)
+    assert gpu.precision == "bf16-mixed" and gpu.channels_last and gpu.compile
+
+
+@pytest.mark.parametrize("name,params", [("convnet6", 754_570), ("resnet_ap10", 4_910_922), ("resnet18", 11_181_642)])
+def test_model_configs(name, params):
+    spec = dict(cfg(f"+model={name}").model)
+    assert count_parameters(build_model(spec.pop("name"), 10, image_size=224, **spec)) == params
+
+
+@pytest.mark.parametrize("name", ["imagewoof", "imagenette", "imageidc", "cifar10", "digits"])
+def test_dataset_configs(name, tmp_path):
+    data = instantiate(cfg(f"+dataset={name}", "+eval=fast", f"paths.data_dir={tmp_path}").dataset)
+    assert isinstance(data, RealData) and data.table.name == name and data.image_size == 32
+    if name == "digits":
+        assert len(data.load("val")) == 540
+    elif name != "cifar10":
+        assert data.layout == "imagenet" and data.root == f"{tmp_path}/imagenet"
