@@ -1,0 +1,48 @@
+"""An existing pool on disk: <root>/<class folder>/<file> images from any method (D4M, MGD3, ...).
+
+    pool = FolderPool(root)
+    files, labels = pool.paths(table, n_per_class=40)   # the first 40 files of each class, by name
+
+SAS then works as a plug-in after any generator. Files are taken in name order;
+a class folder that is missing, empty, holds too few images, or holds an
+unreadable one is an error naming the path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sas.data.classes import ClassTable
+from sas.data.images import DataError, list_class_files
+
+__all__ = ["FolderPool"]
+
+
+@dataclass
+class FolderPool:
+    root: str
+
+    def key_config(self) -> dict:
+        return {"kind": "folder", "root": str(Path(self.root).resolve())}
+
+    def paths(self, table: ClassTable, n_per_class: int, verify: bool = True) -> tuple[list[str], list[int]]:
+        from PIL import Image
+
+        items = list_class_files(Path(self.root), table)
+        files, labels = [], []
+        for label in range(len(table)):
+            mine = [p for p, y in items if y == label]
+            if len(mine) < n_per_class:
+                raise DataError(f"folder pool class {Path(self.root) / table.folders[label]} has {len(mine)}"
+                                f" images, fewer than the {n_per_class} asked for")
+            files += mine[:n_per_class]
+            labels += [label] * n_per_class
+        if verify:
+            for p in files:
+                try:
+                    with Image.open(p) as img:
+                        img.verify()
+                except Exception as err:  # PIL raises many kinds
+                    raise DataError(f"cannot read pool image {p}: {err}") from None
+        return files, labels
