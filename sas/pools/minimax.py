@@ -59,6 +59,10 @@ def _scaled(w: torch.Tensor, b: torch.Tensor | None, g: torch.Tensor):
 def add_difffit(transformer: nn.Module, blocks: int = 14) -> nn.Module:
     """In place: tie the per-block embedders and add DiffFit scales to the first `blocks` blocks."""
     first = transformer.transformer_blocks[0].norm1.emb
+    ref = first.state_dict()
+    if any(any(not torch.equal(v, ref[k]) for k, v in b.norm1.emb.state_dict().items())
+           for b in transformer.transformer_blocks[1:]):
+        log.warning("the per-block embedders of this DiT differ; tying them to block 0's changes the model")
     for block in transformer.transformer_blocks:
         block.norm1.emb = first                                  # one shared timestep + label embedder
     for block in list(transformer.transformer_blocks)[:blocks]:

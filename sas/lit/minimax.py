@@ -1,0 +1,102 @@
+"""Minimax fine-tuning of a DiT (DiffFit) as a LightningModule.
+
+    module = MinimaxModule(transformer, null_class=1000)      # transformer: diffusers DiT
+    pl.Trainer(max_epochs=8, callbacks=[EMAWeightAveraging(decay=0.9999)]).fit(module, LatentDataModule(...))
+
+Per step: uniform timesteps, the DiT loss (MSE + variational bound with the
+learned sigma), plus the Minimax terms over the classes c present in the batch
+(on flattened latents; x0_hat is the model's predicted clean latent, with its
+gradient):
+    representativeness = lambda_pos * (1 - min cos(x0_hat_c, real memory_c))
+    diversity          = lambda_neg * max cos(x0_hat_c, predicted memory_c)
+each divided by the number of classes in the batch. Per class, memories of the
+last `memory_size` real latents and predicted x0_hat (detached), FIFO, updated
+after the terms of that class are computed.
+
+Under DDP every process keeps its own memories of the samples it saw (they are
+not synchronised, as in the original code); gradients, and so the weights, are
+synchronised by DDP. Class labels are dropped to the null class once per sample
+(probability class_dropout_prob), not separately in each block.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from sas.lit.diffusion import GaussianDiffusion
+from sas.pools.minimax import add_difffit
+
+__all__ = ["MinimaxMemory", "MinimaxModule", "cosine_matrix"]
+
+
+def cosine_matrix(a: Tensor, b: Tensor) -> Tensor:
+    """(n, ...) x (m, ...) -> (n, m) cosine similarities of the flattened rows."""
+    a, b = a.flatten(1).float(), b.flatten(1).float()
+    return (a @ b.T) / (a.norm(dim=1)[:, None] * b.norm(dim=1)[None, :])
+
+
+class MinimaxMemory:
+    def __init__(self, size: int = 64):
+        self.size = size
+        self.real: dict[int, deque] = {}   # plain dicts: the module must pickle for ddp_spawn
+        self.pred: dict[int, deque] = {}
+
+    def terms(self, x0_hat: Tensor, real: Tensor, labels: Tensor, lambda_pos: float, lambda_neg: float
+              ) -> tuple[Tensor, Tensor]:
+        """Representativeness and diversity terms of a batch; then the memories take the batch in."""
+        pos = x0_hat.new_zeros(())
+        neg = x0_hat.new_zeros(())
+        classes = sorted(set(labels.tolist()))
+        for c in classes:
+            mask = labels == c
+            self.real.setdefault(c, deque(maxlen=self.size))
+            self.pred.setdefault(c, deque(maxlen=self.size))
+            if len(self.pred[c]):
+                pos = pos + lambda_pos * (1 - cosine_matrix(x0_hat[mask], torch.stack(tuple(self.real[c]))).min()) \
+                    / len(classes)
+                neg = neg + lambda_neg * cosine_matrix(x0_hat[mask], torch.stack(tuple(self.pred[c]))).max() \
+                    / len(classes)
+            self.real[c].extend(real[mask].detach())
+            self.pred[c].extend(x0_hat[mask].detach())
+        return pos, neg
+
+
+class MinimaxModule(pl.LightningModule):
+    def __init__(self, transformer, null_class: int | None = None, lr: float = 1e-3, weight_decay: float = 0.0,
+                 lambda_pos: float = 0.002, lambda_neg: float = 0.008, memory_size: int = 64,
+                 difffit_blocks: int = 14, class_dropout_prob: float = 0.1, minimax: bool = True):
+        super().__init__()
+        self.save_hyperparameters(ignore=["transformer"])
+        self.transformer = add_difffit(transformer, difffit_blocks)
+        emb = self.transformer.transformer_blocks[0].norm1.emb.class_embedder
+        emb.dropout_prob = 0.0                               # dropped once per sample in training_step
+        self.null_class = null_class if null_class is not None else int(transformer.config.num_embeds_ada_norm)
+        self.diffusion = GaussianDiffusion.linear(1000)
+        self.memory = MinimaxMemory(memory_size)
+
+    def training_step(self, batch, batch_idx):
+        x0, labels, model_labels = batch                      # latents (B, C, h, w), dataset / model labels (B,)
+        B = x0.shape[0]
+        t = torch.randint(0, self.diffusion.num_timesteps, (B,), device=x0.device)
+        noise = torch.randn_like(x0)
+        x_t = self.diffusion.q_sample(x0, t, noise)
+        drop = torch.rand(B, device=x0.device) < self.hparams.class_dropout_prob
+        y = torch.where(drop, torch.full_like(model_labels, self.null_class), model_labels)
+        out = self.transformer(x_t, timestep=t, class_labels=y).sample
+        losses = self.diffusion.losses(out, x0, x_t, t, noise)
+        loss = losses["loss"].mean()
+        pos = neg = loss.new_zeros(())
+        if self.hparams.minimax:
+            pos, neg = self.memory.terms(losses["x0_hat"], x0, labels, self.hparams.lambda_pos, self.hparams.lambda_neg)
+        total = loss + pos + neg
+        self.log_dict({"train/loss": loss, "train/representativeness": pos, "train/diversity": neg},
+                      on_step=True, prog_bar=True)
+        return total
+
+    def configure_optimizers(self):
+        params = [p for p in self.transformer.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -1,0 +1,88 @@
+"""Class-conditional pixel-space DDPM pool source (diffusers UNet2DModel with class embeddings).
+
+    src = DDPMSource(model="path/to/trained")       # a folder with unet/ and scheduler/ (train.py output)
+    images = src.sample([0, 1], [g0, g1])            # (2, 3, S, S) uint8
+
+Ancestral DDPM sampling over `num_inference_steps` of the training schedule
+(all 1,000 by default); class label = the dataset label. Random init from
+`unet_config` for tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from sas.data.classes import ClassTable
+from sas.pools.dit import DiTSource, resolve_device_dtype
+
+__all__ = ["DDPMSource"]
+
+
+@dataclass
+class DDPMSource:
+    model: str | None = None               # folder with unet/ and scheduler/ (diffusers layout)
+    unet_config: dict | None = None        # random init instead (tests)
+    init_seed: int = 0
+    num_inference_steps: int = 1000
+    device: str = "auto"
+    dtype: str = "float32"
+    batch: int | str = "auto"
+    _loaded: tuple = field(default=None, init=False, repr=False)
+
+    def __post_init__(self):
+        if self.model is None and self.unet_config is None:
+            raise ValueError("ddpm pool needs model (a trained folder) or unet_config")
+        if self.model is not None and not (Path(self.model) / "unet").is_dir():
+            raise FileNotFoundError(f"ddpm pool.model has no unet/ folder: {self.model} (train one with train.py)")
+
+    def key_config(self) -> dict:
+        dev, dt = resolve_device_dtype(self.device, self.dtype)
+        weights = ({"model": DiTSource._weights_id(self.model)} if self.model else
+                   {"unet_config": self.unet_config, "init_seed": self.init_seed})
+        return {"kind": "ddpm", **weights, "num_inference_steps": self.num_inference_steps,
+                "device_type": dev.type, "dtype": str(dt)}
+
+    def _load(self):
+        if self._loaded is None:
+            from diffusers import DDPMScheduler, UNet2DModel
+            dev, dt = resolve_device_dtype(self.device, self.dtype)
+            torch.manual_seed(self.init_seed)
+            if self.model:
+                unet = UNet2DModel.from_pretrained(Path(self.model) / "unet")
+                sched_dir = Path(self.model) / "scheduler"
+                sched = DDPMScheduler.from_pretrained(sched_dir) if sched_dir.is_dir() else DDPMScheduler()
+            else:
+                unet, sched = UNet2DModel(**self.unet_config), DDPMScheduler()
+            unet = unet.to(dev).eval()
+            if dt != torch.float32:
+                unet = unet.to(dtype=dt)
+            self._loaded = (unet, sched, dev, dt)
+        return self._loaded
+
+    def check(self, table: ClassTable) -> None:
+        unet = self._load()[0]
+        n = unet.config.num_class_embeds
+        if n is None:
+            raise ValueError("ddpm pool model is not class-conditional (num_class_embeds is None)")
+        if len(table) > n:
+            raise ValueError(f"dataset {table.name} has {len(table)} classes but the DDPM knows {n} (0..{n - 1})")
+
+    def batch_size(self) -> int:
+        if self.batch != "auto":
+            return int(self.batch)
+        return 256 if self._load()[2].type == "cuda" else 16
+
+    @torch.no_grad()
+    def sample(self, labels: list[int], generators: list[torch.Generator]) -> torch.Tensor:
+        unet, sched, dev, dt = self._load()
+        S, C = unet.config.sample_size, unet.config.in_channels
+        sched.set_timesteps(self.num_inference_steps)
+        x = torch.stack([torch.randn(C, S, S, generator=g) for g in generators]).to(dev)   # (B, C, S, S)
+        y = torch.tensor(labels, device=dev)
+        for t in sched.timesteps:
+            eps = unet(x.to(dt), t, class_labels=y).sample.float()
+            x = sched.step(eps, t, x, generator=generators).prev_sample
+        return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

@@ -1,0 +1,165 @@
+"""Generator fine-tuning / training behind `train.py`: Minimax DiT and class-conditional DDPM.
+
+    folder = train_generator(cfg)     # cfg: conf/train.yaml composed; returns the diffusers folder
+
+The output folder (cfg.output_dir) gets checkpoints/ while training (resumed
+from checkpoints/last.ckpt when present) and, when done, the trained weights in
+diffusers layout (Minimax: transformer/ with DiffFit folded in, plus vae/;
+DDPM: unet/ + scheduler/) and a DONE marker written last. A folder with DONE is
+returned at once: trained once, reused by every pool that names it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+__all__ = ["train_generator", "DONE"]
+
+DONE = "DONE"
+
+
+def _trainer(cfg, out: Path, callbacks: list, max_epochs: int):
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0,
+                           every_n_train_steps=cfg.trainer.get("checkpoint_every_n_steps", 500))
+    logger = False
+    if cfg.get("logger") is not None and cfg.logger.get("mode", "disabled") != "disabled":
+        from pytorch_lightning.loggers import WandbLogger
+        logger = WandbLogger(project=cfg.logger.project, mode=cfg.logger.mode, save_dir=str(out),
+                             name=f"train-{cfg.generator.kind}")
+    return pl.Trainer(max_epochs=max_epochs, accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices,
+                      strategy=cfg.trainer.strategy, precision=cfg.trainer.precision,
+                      max_steps=cfg.trainer.get("max_steps", -1) or -1, callbacks=[ckpt, *callbacks],
+                      logger=logger, enable_model_summary=False, log_every_n_steps=cfg.trainer.get("log_every", 50),
+                      enable_progress_bar=cfg.trainer.get("progress", True))
+
+
+def _resume_path(out: Path) -> str | None:
+    last = out / "checkpoints" / "last.ckpt"
+    return str(last) if last.is_file() else None
+
+
+def _ema(decay):
+    if decay is None:
+        return []
+    from pytorch_lightning.callbacks import EMAWeightAveraging
+    return [EMAWeightAveraging(decay=float(decay))]
+
+
+def _plain(x):
+    from omegaconf import OmegaConf
+    return OmegaConf.to_container(x, resolve=True) if OmegaConf.is_config(x) else x
+
+
+def _load_dit(g):
+    from diffusers import AutoencoderKL, DiTTransformer2DModel
+
+    torch.manual_seed(g.get("init_seed", 0))
+    tcfg, vcfg = _plain(g.get("transformer_config")), _plain(g.get("vae_config"))
+    if g.get("checkpoint"):
+        from sas.pools.minimax import load_original_checkpoint
+        transformer = load_original_checkpoint(g.checkpoint, tcfg)
+    elif tcfg:
+        transformer = DiTTransformer2DModel(**tcfg)
+    else:
+        transformer = DiTTransformer2DModel.from_pretrained(g.pretrained, subfolder="transformer")
+    vae = AutoencoderKL(**vcfg) if vcfg else AutoencoderKL.from_pretrained(g.vae)
+    return transformer, vae
+
+
+def _train_minimax(cfg, data, out: Path) -> None:
+    from sas.lit.latents import LatentDataModule, encode_moments
+    from sas.lit.minimax import MinimaxModule
+    from sas.pools.minimax import fold_difffit
+    from sas.pools.store import config_key
+
+    g = cfg.generator
+    transformer, vae = _load_dit(g)
+    table = data.table
+    if g.class_ids == "imagenet":
+        if any(i is None for i in table.imagenet_ids):
+            raise ValueError(f"dataset {table.name} has no ImageNet ids; set generator.class_ids=label")
+        model_ids = list(table.imagenet_ids)
+    else:
+        model_ids = list(range(len(table)))
+    n_model = transformer.config.num_embeds_ada_norm
+    bad = [(c, i) for c, i in enumerate(model_ids) if not 0 <= i < n_model]
+    if bad:
+        raise ValueError(f"class {bad[0][0]} maps to id {bad[0][1]}, outside the model's {n_model} classes")
+
+    # encode the real training set once (cached by dataset, image size and VAE)
+    key = config_key({"data": _plain(cfg.dataset), "vae": g.get("vae"), "vae_config": _plain(g.get("vae_config")),
+                      "per_class": g.get("per_class"), "image_size": g.image_size})
+    cache = Path(cfg.paths.cache_dir) / "latents" / f"{key}.pt"
+    if cache.is_file():
+        blob = torch.load(cache, weights_only=True)
+    else:
+        images = data.load("train", per_class=g.get("per_class"))
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        moments = encode_moments(images.images, vae.to(device).eval(), progress=cfg.trainer.get("progress", True))
+        blob = {"moments": moments, "labels": images.labels}
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        torch.save(blob, tmp)
+        tmp.replace(cache)
+    labels = blob["labels"]
+    dm = LatentDataModule(blob["moments"], labels, torch.tensor(model_ids)[labels],
+                          batch_size=g.batch_size // max(1, int(cfg.trainer.get("num_processes", 1))),
+                          latent_scale=g.latent_scale, seed=cfg.seed)
+    module = MinimaxModule(transformer, lr=g.lr, weight_decay=g.weight_decay, lambda_pos=g.lambda_pos,
+                           lambda_neg=g.lambda_neg, memory_size=g.memory_size, difffit_blocks=g.difffit_blocks,
+                           class_dropout_prob=g.class_dropout_prob, minimax=g.get("minimax", True))
+    trainer = _trainer(cfg, out, _ema(g.get("ema_decay")), g.epochs)
+    trainer.fit(module, dm, ckpt_path=_resume_path(out))
+    if trainer.is_global_zero:
+        fold_difffit(module.transformer).save_pretrained(out / "transformer")
+        vae.save_pretrained(out / "vae")
+
+
+def _train_ddpm(cfg, data, out: Path) -> None:
+    from sas.lit.ddpm import DDPMModule, ImageDataModule
+
+    g = cfg.generator
+    unet_config = _plain(g.unet)
+    unet_config["num_class_embeds"] = len(data.table)
+    images = data.load("train", per_class=g.get("per_class"))
+    if images.images.shape[-1] != unet_config["sample_size"]:
+        raise ValueError(f"generator.unet.sample_size={unet_config['sample_size']} but the dataset images are "
+                         f"{images.images.shape[-1]} px (set dataset.image_size)")
+    module = DDPMModule(unet_config, lr=g.lr, weight_decay=g.get("weight_decay", 0.0))
+    trainer = _trainer(cfg, out, _ema(g.get("ema_decay")), g.epochs)
+    trainer.fit(module, ImageDataModule(images.images, images.labels, g.batch_size), ckpt_path=_resume_path(out))
+    if trainer.is_global_zero:
+        module.save_pipeline(out)
+
+
+def train_generator(cfg) -> Path:
+    """Train (or resume, or reuse) the generator of cfg.generator on cfg.dataset's train split."""
+    import pytorch_lightning as pl
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    out = Path(cfg.output_dir)
+    if (out / DONE).is_file():
+        log.info("generator already trained: %s", out)
+        return out
+    kind = cfg.generator.kind
+    if kind not in ("minimax", "ddpm"):
+        raise ValueError(f"generator.kind must be minimax or ddpm, got '{kind}'")
+    data = instantiate(cfg.dataset)
+    data.check() if data.layout not in ("digits", "cifar10") else None
+    out.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    (_train_minimax if kind == "minimax" else _train_ddpm)(cfg, data, out)
+    if pl.utilities.rank_zero_only.rank == 0:
+        (out / "train_config.json").write_text(json.dumps(OmegaConf.to_container(cfg, resolve=True), indent=1))
+        (out / DONE).write_text("done\n")
+    return out

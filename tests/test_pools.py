@@ -1,0 +1,144 @@
+"""Pool generation: tiny DiT + VAE from the config tree, nesting, batch-size invariance, resume, errors."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from sas.data.classes import ClassTable, get_class_table
+from sas.data.images import DataError
+from sas.pools.base import generate_pool
+from sas.pools.dit import DiTSource, guided_output, respaced_timesteps
+from sas.pools.folder import FolderPool
+from sas.pools.store import image_seed
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+WOOF = get_class_table("imagewoof")
+THREE = ClassTable("three", WOOF.wnids[:3], WOOF.imagenet_ids[:3], WOOF.names[:3])
+
+
+def tiny_dit(**overrides) -> DiTSource:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(overrides=["+pool=dit_tiny", *[f"pool.source.{k}={v}" for k, v in overrides.items()]])
+    return instantiate(cfg.pool.source, _convert_="all")
+
+
+def read_all(store, n):
+    return {(c, k): store.path(c, k).read_bytes() for c in range(len(store.table)) for k in range(n)}
+
+
+def test_tiny_dit_pool_images(tmp_path):
+    store = generate_pool(tiny_dit(), THREE, 2, seed=0, cache_dir=tmp_path, progress=False)
+    files, labels = store.paths(2)
+    assert labels == [0, 0, 1, 1, 2, 2] and all(Path(f).suffix == ".png" for f in files)
+    assert Path(files[0]).parent.name == "n02096294" and Path(files[0]).name == "000000.png"
+    from PIL import Image
+    with Image.open(files[0]) as img:
+        assert img.size == (16, 16) and img.mode == "RGB"
+    assert (store.root / "meta.json").is_file()
+
+
+def test_nested_and_batch_size_invariant(tmp_path):
+    small = generate_pool(tiny_dit(batch=4), THREE, 3, seed=5, cache_dir=tmp_path / "a", progress=False)
+    big = generate_pool(tiny_dit(batch=7), THREE, 5, seed=5, cache_dir=tmp_path / "b", progress=False)
+    assert small.root.name == big.root.name  # pool size and batch size are not in the key
+    a, b = read_all(small, 3), read_all(big, 5)
+    assert all(a[key] == b[key] for key in a)  # 3 per class is exactly the prefix of 5 per class
+    other = generate_pool(tiny_dit(batch=4), THREE, 3, seed=6, cache_dir=tmp_path / "c", progress=False)
+    assert read_all(other, 3) != a  # another seed, other images
+
+
+class Interrupting:
+    """Wraps a source and dies after `fail_after` batches, like a killed run."""
+
+    def __init__(self, source, fail_after):
+        self.source, self.fail_after, self.calls = source, fail_after, []
+
+    def __getattr__(self, name):
+        return getattr(self.source, name)
+
+    def sample(self, labels, generators):
+        if self.fail_after is not None and len(self.calls) >= self.fail_after:
+            raise KeyboardInterrupt("killed")
+        self.calls.append(list(labels))
+        return self.source.sample(labels, generators)
+
+
+def test_resume_is_byte_identical_and_redoes_nothing(tmp_path):
+    reference = read_all(generate_pool(tiny_dit(batch=2), THREE, 4, seed=1, cache_dir=tmp_path / "ref",
+                                       progress=False), 4)
+    src = Interrupting(tiny_dit(batch=2), fail_after=3)
+    with pytest.raises(KeyboardInterrupt):
+        generate_pool(src, THREE, 4, seed=1, cache_dir=tmp_path / "run", progress=False, writers=1)
+    store = next((tmp_path / "run" / "pools").iterdir())
+    done = sorted(p for p in store.rglob("*.png"))
+    assert len(done) == 6  # three batches of two finished before the kill
+    stamps = {p: p.stat().st_mtime_ns for p in done}
+    (done[0].parent / ".000009.png.partial").write_bytes(b"half an image")  # a stray temporary file
+    resumed = Interrupting(tiny_dit(batch=2), fail_after=None)
+    out = generate_pool(resumed, THREE, 4, seed=1, cache_dir=tmp_path / "run", progress=False)
+    assert sum(len(c) for c in resumed.calls) == 12 - 6  # only the missing images were drawn
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+    assert read_all(out, 4) == reference
+
+
+def test_image_seeds_are_distinct_and_stable():
+    seeds = {image_seed(0, c, k) for c in range(10) for k in range(100)}
+    assert len(seeds) == 1000 and image_seed(3, 2, 1) == image_seed(3, 2, 1) != image_seed(3, 1, 2)
+
+
+def test_guidance_modes():
+    cond = torch.ones(2, 8, 1, 1) * 3
+    uncond = torch.ones(2, 8, 1, 1)
+    out = guided_output(torch.cat([cond, uncond]), 2, 4.0, 3)
+    assert out.shape == (2, 8, 1, 1)
+    assert out[:, :3].flatten().unique().tolist() == [9.0]   # 1 + 4 * (3 - 1)
+    assert out[:, 3:].flatten().unique().tolist() == [3.0]   # the 4th eps channel and the variance: conditional
+    assert guided_output(torch.cat([cond, uncond]), 2, 4.0, 4)[:, 3].flatten().unique().tolist() == [9.0]
+
+
+def test_respaced_timesteps_follow_improved_ddpm():
+    ts = respaced_timesteps(1000, 50)
+    assert len(ts) == 50 and ts[0] == 999 and ts[-1] == 0 and ts[-2] == 20 and ts[1] == 979
+    assert respaced_timesteps(1000, 1000) == list(range(999, -1, -1))
+
+
+def test_null_class_follows_the_model(tmp_path):
+    src = tiny_dit(**{"transformer_config.num_embeds_ada_norm": 300})
+    src.check(THREE)
+    assert src.num_model_classes() == 300  # the "no class" row is 300, not a hard-coded 1000
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(FileNotFoundError, match="pool.checkpoint not found: .*missing.pt"):
+        DiTSource(model=None, checkpoint=str(tmp_path / "missing.pt"))
+    src = tiny_dit(**{"transformer_config.num_embeds_ada_norm": 100})
+    with pytest.raises(ValueError, match=r"class 0 'Australian terrier' maps to id 193, outside the model's 100"):
+        generate_pool(src, THREE, 1, 0, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="has no ImageNet ids"):
+        tiny_dit().check(get_class_table("cifar10"))
+    with pytest.raises(ValueError, match="pool.guidance must be"):
+        DiTSource(model=None, transformer_config={}, guidance="half")
+
+
+def test_folder_pool(tmp_path):
+    import numpy as np
+    from PIL import Image
+    table = ClassTable.from_names("ab", ["a", "b"])
+    for c in "ab":
+        (tmp_path / c).mkdir()
+        for i in range(3):
+            Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / c / f"{i}.png")
+    files, labels = FolderPool(str(tmp_path)).paths(table, 2)
+    assert labels == [0, 0, 1, 1] and [Path(f).name for f in files] == ["0.png", "1.png"] * 2
+    with pytest.raises(DataError, match=r"folder pool class .*/a has 3 images, fewer than the 4"):
+        FolderPool(str(tmp_path)).paths(table, 4)
+    (tmp_path / "b" / "1.png").write_bytes(b"garbage")
+    with pytest.raises(DataError, match=r"cannot read pool image .*b/1.png"):
+        FolderPool(str(tmp_path)).paths(table, 2)
+    for f in (tmp_path / "b").iterdir():
+        f.unlink()
+    with pytest.raises(DataError, match=r"class folder has no images: .*b"):
+        FolderPool(str(tmp_path)).paths(table, 1)
