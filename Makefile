@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m sas.demo
+	$(PY) distill.py experiment=demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

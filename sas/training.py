@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from sas.io import atomic_torch_save, atomic_write_text
+
 log = logging.getLogger(__name__)
 
 __all__ = ["train_generator", "DONE"]
@@ -106,10 +108,7 @@ def _train_minimax(cfg, data, out: Path) -> None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
         moments = encode_moments(images.images, vae.to(device).eval(), progress=cfg.trainer.get("progress", True))
         blob = {"moments": moments, "labels": images.labels}
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        torch.save(blob, tmp)
-        tmp.replace(cache)
+        atomic_torch_save(blob, cache)
     labels = blob["labels"]
     dm = LatentDataModule(blob["moments"], labels, torch.tensor(model_ids)[labels],
                           batch_size=g.batch_size // max(1, int(cfg.trainer.get("num_processes", 1))),
@@ -160,6 +159,6 @@ def train_generator(cfg) -> Path:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     (_train_minimax if kind == "minimax" else _train_ddpm)(cfg, data, out)
     if pl.utilities.rank_zero_only.rank == 0:
-        (out / "train_config.json").write_text(json.dumps(OmegaConf.to_container(cfg, resolve=True), indent=1))
-        (out / DONE).write_text("done\n")
+        atomic_write_text(out / "train_config.json", json.dumps(OmegaConf.to_container(cfg, resolve=True), indent=1))
+        atomic_write_text(out / DONE, "done\n")
     return out

@@ -16,27 +16,17 @@ without it is incomplete. Labels are never inferred from folder or file order.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from sas.data.classes import ClassTable
 from sas.data.images import DataError, ImageSet, decode_all
+from sas.io import atomic_copy, atomic_write_text
 
 __all__ = ["MANIFEST", "write_distilled", "read_manifest", "read_distilled"]
 
 MANIFEST = "manifest.jsonl"
-
-
-def _atomic_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.")
-    os.close(fd)
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
 
 
 def write_distilled(out_dir, sources: list, labels: list[int], table: ClassTable,
@@ -53,13 +43,10 @@ def write_distilled(out_dir, sources: list, labels: list[int], table: ClassTable
             raise DataError(f"distilled source image missing: {src}")
         label = int(label)
         rel = Path(table.folders[label]) / f"{i:06d}_{src.name}"
-        _atomic_copy(src, out_dir / rel)
+        atomic_copy(src, out_dir / rel)
         lines.append(json.dumps({"file": rel.as_posix(), "label": label, "class": table.names[label],
                                  **(rows[i] if rows else {})}))
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{MANIFEST}.")
-    with os.fdopen(fd, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, out_dir / MANIFEST)
+    atomic_write_text(out_dir / MANIFEST, "\n".join(lines) + "\n")
     return out_dir / MANIFEST
 
 

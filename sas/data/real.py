@@ -114,6 +114,7 @@ class RealData:
         return root / release / split
 
     def load(self, split: str, per_class: int | None = None) -> ImageSet:
+        """One split; per_class keeps the first files of each class (folder layouts only)."""
         if split not in SPLITS:
             raise DataError(f"split must be one of {SPLITS}, got '{split}'")
         if self.layout == "digits":

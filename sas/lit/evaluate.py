@@ -15,12 +15,16 @@ passed back in (`completed`) and are not run again.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from sas.data.images import ImageSet
 
 __all__ = ["Protocol", "evaluate", "summarize", "run_repeat"]
+
+# A distilled set has a handful of batches per epoch; metrics are logged per evaluation, not per step.
+warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
 
 
 @dataclass

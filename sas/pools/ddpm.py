@@ -33,8 +33,7 @@ class DDPMSource:
     _loaded: tuple = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
-        if self.model is None and self.unet_config is None:
-            raise ValueError("ddpm pool needs model (a trained folder) or unet_config")
+        # model may stay None here when the pipeline trains it first (pool.train); _load checks again
         if self.model is not None and not (Path(self.model) / "unet").is_dir():
             raise FileNotFoundError(f"ddpm pool.model has no unet/ folder: {self.model} (train one with train.py)")
 
@@ -48,6 +47,8 @@ class DDPMSource:
     def _load(self):
         if self._loaded is None:
             from diffusers import DDPMScheduler, UNet2DModel
+            if self.model is None and self.unet_config is None:
+                raise ValueError("ddpm pool needs model (a trained folder), unet_config, or pool.train")
             dev, dt = resolve_device_dtype(self.device, self.dtype)
             torch.manual_seed(self.init_seed)
             if self.model:

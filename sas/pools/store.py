@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from sas.data.classes import ClassTable
+from sas.io import atomic_write_bytes
 
 __all__ = ["PoolStore", "config_key", "image_seed"]
 
@@ -37,18 +36,6 @@ def image_seed(seed: int, label: int, k: int) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 class PoolStore:
     def __init__(self, root: Path, table: ClassTable):
         self.root, self.table = Path(root), table
@@ -59,7 +46,7 @@ class PoolStore:
         root.mkdir(parents=True, exist_ok=True)
         meta = root / "meta.json"
         if not meta.exists():
-            _atomic_write_bytes(meta, json.dumps(key_config, indent=1, sort_keys=True, default=str).encode())
+            atomic_write_bytes(meta, json.dumps(key_config, indent=1, sort_keys=True, default=str).encode())
         return cls(root, table)
 
     def path(self, label: int, k: int) -> Path:
@@ -82,7 +69,7 @@ class PoolStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         buf = BytesIO()
         Image.fromarray(image.permute(1, 2, 0).cpu().numpy()).save(buf, format="PNG")
-        _atomic_write_bytes(path, buf.getvalue())
+        atomic_write_bytes(path, buf.getvalue())
         return path
 
     def paths(self, n_per_class: int) -> tuple[list[str], list[int]]:

@@ -1,0 +1,70 @@
+"""Validation of a composed distill config, before any model loads.
+
+    plan = build_plan(cfg)      # ConfigError naming the key on any bad value
+
+Builds the cheap objects (samplers, evaluation protocol, dataset handle, pool
+source, encoder) from the config: their constructors check every value, and
+nothing heavy (weights, images) is loaded here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ConfigError", "Plan", "build_plan"]
+
+
+class ConfigError(ValueError):
+    """A bad config value; the message names the key."""
+
+
+@dataclass
+class Plan:
+    samplers: dict          # name -> Sampler; the first is the run's own sampler
+    protocol: object        # sas.lit.evaluate.Protocol
+    data: object            # sas.data.real.RealData
+    pool: object            # a PoolSource or FolderPool
+    encoder: object
+    n_per_class: int        # pool images per class = max(pool_mult x ipc)
+
+    @property
+    def main(self) -> str:
+        return next(iter(self.samplers))
+
+
+def _build(cfg_node, key: str):
+    from hydra.utils import instantiate
+    try:
+        return instantiate(cfg_node, _convert_="all")
+    except Exception as err:  # hydra wraps constructor errors; report the constructor's own message
+        cause = err.__cause__ or err
+        raise ConfigError(f"invalid {key} config: {cause}") from None
+
+
+def build_plan(cfg) -> Plan:
+    from omegaconf import OmegaConf
+
+    if cfg.get("sampler") is None:
+        raise ConfigError("no sampler configured: choose one with sampler=<name>")
+    main_name = cfg.get("sampler_name") or "main"
+    samplers = {main_name: _build(cfg.sampler, "sampler")}
+    for name, node in (cfg.get("compare") or {}).items():
+        samplers[name] = _build(node, f"compare.{name}")
+    ipcs = {s.ipc for s in samplers.values()}
+    if len(ipcs) > 1:
+        raise ConfigError(f"compare samplers must share sampler.ipc; got {sorted(ipcs)}")
+    protocol = _build(cfg.eval, "eval")
+    data = _build(cfg.dataset, "dataset")
+    try:
+        if data.layout in ("imagenet", "folder", "fastai") and not (data.layout == "fastai" and data.download):
+            data.check()
+    except ValueError as err:
+        raise ConfigError(f"dataset: {err}") from None
+    pool = _build(cfg.pool.source, "pool.source")
+    encoder = _build(cfg.encoder, "encoder")
+    if not isinstance(cfg.pool.get("seed", 0), int):
+        raise ConfigError(f"pool.seed must be an integer, got {cfg.pool.seed!r}")
+    if OmegaConf.select(cfg, "overwrite") not in (True, False):
+        raise ConfigError(f"overwrite must be true or false, got {cfg.overwrite!r}")
+    n = max(s.pool_mult * s.ipc for s in samplers.values())
+    return Plan(samplers, protocol, data, pool, encoder, n)

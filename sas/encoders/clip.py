@@ -1,0 +1,150 @@
+"""The CLIP semantic encoder (open_clip) of SAS: image embeddings and text prototypes.
+
+    enc = OpenCLIPEncoder(model="ViT-B-32", pretrained="openai")
+    feats = enc.encode_files(paths)                 # (N, d) L2-normalised float32 (CPU)
+    protos = enc.text_prototypes(["beagle", ...])   # (C, d) from "A photo of a {}"
+
+Any open_clip model name works with a pretrained tag, a local checkpoint path
+(pretrained="/path/ckpt.pt"), or None for random init. The packaged
+"tiny-clip" config is a small random-init CLIP for tests and the smoke preset.
+
+Preprocessing: "pil" is open_clip's own transform (exactly what the model was
+trained with), run in a thread pool; "tensor" decodes in threads and resizes,
+crops and normalises batched on the encoder's device (faster on a GPU,
+bicubic antialiased like PIL up to rounding).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["OpenCLIPEncoder", "register_packaged_configs"]
+
+_PACKAGED = Path(__file__).parent
+
+
+def register_packaged_configs() -> None:
+    import open_clip
+    if "tiny-clip" not in open_clip.list_models():
+        open_clip.add_model_config(_PACKAGED / "tiny-clip.json")
+
+
+@dataclass
+class OpenCLIPEncoder:
+    model: str = "ViT-B-32"
+    pretrained: str | None = "openai"        # tag, local checkpoint file, or None (random init)
+    template: str = "A photo of a {}"
+    prototypes: str = "text"                 # text | visual
+    preprocess: str = "pil"                  # pil | tensor
+    batch_size: int = 256
+    device: str = "auto"
+    workers: int = 8
+    init_seed: int = 0
+    _loaded: tuple = field(default=None, init=False, repr=False)
+
+    def __post_init__(self):
+        if self.prototypes not in ("text", "visual"):
+            raise ValueError(f"encoder.prototypes must be text or visual, got '{self.prototypes}'")
+        if self.preprocess not in ("pil", "tensor"):
+            raise ValueError(f"encoder.preprocess must be pil or tensor, got '{self.preprocess}'")
+        if "{}" not in self.template:
+            raise ValueError(f"encoder.template must contain '{{}}' for the class name, got '{self.template}'")
+
+    def key_config(self) -> dict:
+        pre = self.pretrained
+        if pre and Path(pre).is_file():
+            st = Path(pre).stat()
+            pre = {"path": str(Path(pre).resolve()), "size": st.st_size, "mtime": int(st.st_mtime)}
+        return {"kind": "open_clip", "model": self.model, "pretrained": pre, "preprocess": self.preprocess,
+                **({"init_seed": self.init_seed} if self.pretrained is None else {})}
+
+    def _load(self):
+        if self._loaded is None:
+            import open_clip
+            register_packaged_configs()
+            dev = torch.device("cuda" if self.device == "auto" and torch.cuda.is_available() else
+                               ("cpu" if self.device == "auto" else self.device))
+            torch.manual_seed(self.init_seed)
+            model, _, preprocess = open_clip.create_model_and_transforms(self.model, pretrained=self.pretrained)
+            tokenizer = open_clip.get_tokenizer(self.model)
+            self._loaded = (model.to(dev).eval(), preprocess, tokenizer, dev)
+        return self._loaded
+
+    @property
+    def dim(self) -> int:
+        model = self._load()[0]
+        return int(getattr(model, "embed_dim", None) or model.text_projection.shape[1])
+
+    @torch.no_grad()
+    def _encode_batch(self, pixels: torch.Tensor) -> torch.Tensor:
+        model, _, _, dev = self._load()
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            f = model.encode_image(pixels.to(dev, non_blocking=True))
+        f = f.float()
+        return (f / f.norm(dim=-1, keepdim=True)).cpu()
+
+    def _tensor_preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 3, H, W) -> normalised (B, 3, S, S) on the device: shortest side to S, centre crop."""
+        model, _, _, dev = self._load()
+        cfg = model.visual.preprocess_cfg
+        S = cfg["size"][0] if isinstance(cfg["size"], (tuple, list)) else cfg["size"]
+        x = images.to(dev).float() / 255
+        h, w = x.shape[-2:]
+        scale = S / min(h, w)
+        x = F.interpolate(x, size=(max(S, round(h * scale)), max(S, round(w * scale))), mode="bicubic",
+                          antialias=True, align_corners=False).clamp_(0, 1)
+        top, left = (x.shape[-2] - S) // 2, (x.shape[-1] - S) // 2
+        x = x[..., top:top + S, left:left + S]
+        mean = torch.tensor(cfg["mean"], device=dev).view(1, 3, 1, 1)
+        std = torch.tensor(cfg["std"], device=dev).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    def encode_tensors(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images (N, 3, H, W) -> (N, d) normalised embeddings (hands generator output straight in)."""
+        out = [self._encode_batch(self._tensor_preprocess(images[i:i + self.batch_size]))
+               for i in range(0, len(images), self.batch_size)]
+        return torch.cat(out) if out else torch.empty(0, self.dim)
+
+    def encode_files(self, files: list[str], progress: bool = False) -> torch.Tensor:
+        """Image files -> (N, d) normalised embeddings."""
+        from PIL import Image
+        from tqdm.auto import tqdm
+
+        from sas.data.images import DataError
+
+        _, preprocess, _, _ = self._load()
+
+        def load(path):
+            try:
+                with Image.open(path) as img:
+                    img = img.convert("RGB")
+                    if self.preprocess == "pil":
+                        return preprocess(img)
+                    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
+            except OSError as err:
+                raise DataError(f"cannot read pool image {path}: {err}") from None
+
+        out = []
+        with ThreadPoolExecutor(min(self.workers, os.cpu_count() or 1)) as pool:
+            for i in tqdm(range(0, len(files), self.batch_size), desc="encode", disable=not progress):
+                batch = list(pool.map(load, files[i:i + self.batch_size]))
+                if self.preprocess == "pil":
+                    out.append(self._encode_batch(torch.stack(batch)))
+                else:  # sizes may differ: preprocess each to S, then batch
+                    out.append(self._encode_batch(torch.cat([self._tensor_preprocess(b[None]) for b in batch])))
+        return torch.cat(out) if out else torch.empty(0, self.dim)
+
+    @torch.no_grad()
+    def text_prototypes(self, class_names: list[str]) -> torch.Tensor:
+        """(C, d) normalised text embeddings of the prompt template filled with each class name."""
+        model, _, tokenizer, dev = self._load()
+        tokens = tokenizer([self.template.format(n) for n in class_names]).to(dev)
+        f = model.encode_text(tokens).float()
+        return (f / f.norm(dim=-1, keepdim=True)).cpu()

@@ -1,0 +1,229 @@
+"""The distill job: pool -> embeddings -> selection -> distilled set -> evaluation, logged to W&B.
+
+    from sas.pipeline import run
+    best = run(cfg)          # cfg: conf/distill.yaml composed; returns the main sampler's mean best top-1
+
+The only place that knows the order of the stages. Each stage takes the
+previous one's artifact and resumes on its own: pool images and embeddings
+live in the shared cache (content-addressed), the distilled set is rewritten
+only when incomplete, and finished evaluation repeats are read back from
+<run>/eval_repeats.jsonl. A run killed anywhere and started again with the same
+command (same output folder) finishes with the same results; a folder that
+holds results of another config is never overwritten unless overwrite=true.
+
+Run folder:
+    config.yaml                  the resolved config (written first)
+    distilled/<class>/<file>     the selected images; distilled/manifest.jsonl (scores, flags)
+    compare/<name>/...           the same for each comparison sampler (demo)
+    eval_repeats.jsonl           finished evaluation repeats
+    results.json                 written last
+    wandb/                       the W&B (offline) run
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from sas.io import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+__all__ = ["run", "RESULTS"]
+
+RESULTS = "results.json"
+REPEATS = "eval_repeats.jsonl"
+IGNORED_KEYS = ("overwrite", "logger", "progress", "job_name")  # do not change what a run computes
+
+
+def _comparable(cfg) -> dict:
+    from omegaconf import OmegaConf
+    c = OmegaConf.to_container(cfg, resolve=True)
+    for k in IGNORED_KEYS:
+        c.pop(k, None)
+    c.get("paths", {}).pop("output_dir", None)
+    return c
+
+
+def _claim_folder(out: Path, cfg) -> dict | None:
+    """Stored results when this exact config already finished here; error on another config's results."""
+    import yaml
+
+    stored = out / "config.yaml"
+    if not stored.is_file():
+        return None
+    same = yaml.safe_load(stored.read_text()) == json.loads(json.dumps(_comparable(cfg)))
+    if same:
+        return json.loads((out / RESULTS).read_text()) if (out / RESULTS).is_file() else None
+    if not cfg.overwrite:
+        from sas.config import ConfigError
+        raise ConfigError(f"{out} holds a run of another config (see its config.yaml); "
+                          "set overwrite=true to replace it, or choose another output folder")
+    for name in ("distilled", "compare", REPEATS, RESULTS, "config.yaml"):
+        p = out / name
+        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    return None
+
+
+def _pool_stage(cfg, plan, table) -> tuple[list[str], list[int]]:
+    from omegaconf import OmegaConf
+
+    from sas.pools.base import generate_pool
+    from sas.pools.folder import FolderPool
+
+    src = plan.pool
+    if isinstance(src, FolderPool):
+        return src.paths(table, plan.n_per_class)
+    if cfg.pool.get("train") is not None:  # a generator trained on the real train split first (cached)
+        from sas.pools.store import config_key
+        from sas.training import train_generator
+        train = cfg.pool.train
+        dataset = OmegaConf.merge(cfg.dataset, {"image_size": train.generator.image_size})
+        tcfg = OmegaConf.create({"generator": train.generator, "trainer": train.trainer, "dataset": dataset,
+                                 "paths": cfg.paths, "seed": cfg.seed, "logger": {"mode": "disabled"}})
+        key = config_key(OmegaConf.to_container(tcfg, resolve=True) | {"paths": None})
+        tcfg.output_dir = str(Path(cfg.paths.cache_dir) / "generators" / f"{train.generator.kind}-{key}")
+        src.model = str(train_generator(tcfg))
+        src._loaded = None
+    store = generate_pool(src, table, plan.n_per_class, int(cfg.pool.seed), cfg.paths.cache_dir,
+                          progress=cfg.progress)
+    return store.paths(plan.n_per_class)
+
+
+def _encode_stage(cfg, plan, files, table, real_train):
+    import torch
+
+    from sas.encoders.cache import encode_pool, prototypes_for
+    from sas.encoders.domain import DomainEncoder
+
+    enc = plan.encoder
+    if isinstance(enc, DomainEncoder):
+        enc.fit(real_train(), cfg.paths.cache_dir, progress=cfg.progress)
+    key = {"pool": [str(Path(files[0]).parent.parent)], "encoder": enc.key_config()}
+    feats = encode_pool(enc, files, key, cfg.paths.cache_dir, progress=cfg.progress)   # (N, d)
+    protos = prototypes_for(enc, table, real_train)                                     # (C, d)
+    return feats.to(torch.float32), protos.to(torch.float32)
+
+
+def _write_selection(sel_dir: Path, name: str, sampler, selection, files, labels, table) -> None:
+    from sas.data.distilled import MANIFEST, read_manifest, write_distilled
+
+    rec = {k: v.tolist() for k, v in selection.record().items()}
+    idx = selection.indices.tolist()
+    rows = [{"pool_index": i, "pool_file": files[i], "sampler": name,
+             **{k: rec[k][i] for k in rec}} for i in idx]
+    dist = sel_dir / "distilled"
+    if (dist / MANIFEST).is_file() and [r["pool_index"] for r in read_manifest(dist)] == idx:
+        return  # already written by an earlier (killed) run of this config
+    if dist.exists():
+        shutil.rmtree(dist)
+    write_distilled(dist, [files[i] for i in idx], [labels[i] for i in idx], table, rows)
+    # the whole pool's record, for plots (t-SNE, margin grids)
+    atomic_write_text(sel_dir / "pool_scores.jsonl", "\n".join(json.dumps(
+        {"pool_index": i, "file": files[i], "label": labels[i], **{k: rec[k][i] for k in rec}})
+        for i in range(len(files))) + "\n")
+
+
+def _evaluate_stage(cfg, plan, sel_dir: Path, table, real_val, tracker) -> dict:
+    from omegaconf import OmegaConf
+
+    from sas.data.distilled import read_distilled
+    from sas.lit.evaluate import evaluate
+    from sas.pools.store import config_key
+
+    distilled = read_distilled(sel_dir / "distilled", table, plan.protocol.image_size)
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    key = config_key({"model": model, "protocol": OmegaConf.to_container(cfg.eval, resolve=True),
+                      "manifest": (sel_dir / "distilled" / "manifest.jsonl").read_text()})
+    progress = sel_dir / REPEATS
+    done = []
+    if progress.is_file():
+        done = [r for r in map(json.loads, progress.read_text().splitlines()) if r.get("key") == key]
+
+    def record(rec):
+        with open(progress, "a") as f:
+            f.write(json.dumps({**rec, "key": key}) + "\n")
+
+    ipc = next(iter(plan.samplers.values())).ipc
+    return evaluate(distilled, real_val(), model, plan.protocol, ipc=ipc,
+                    logger=tracker.lightning_logger(plan.protocol.repeats), completed=done, on_repeat=record)
+
+
+def format_table(results: dict) -> str:
+    lines = [f"{'sampler':<16} {'best top-1 (%)':>16} {'last top-1 (%)':>16}"]
+    for name, r in results.items():
+        lines.append(f"{name:<16} {100 * r['best_top1_mean']:>9.1f} +- {100 * r['best_top1_std']:<4.1f}"
+                     f" {100 * r['last_top1_mean']:>9.1f} +- {100 * r['last_top1_std']:<4.1f}")
+    return "\n".join(lines)
+
+
+def run(cfg, choices: dict | None = None) -> float:
+    """Run (or resume, or read back) one distill job; returns the main sampler's mean best top-1."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from sas.config import build_plan
+    from sas.tracking import Tracker
+
+    t_start = time.time()
+    plan = build_plan(cfg)                                     # every value checked; nothing loaded yet
+    if not cfg.paths.get("output_dir"):
+        from sas.config import ConfigError
+        raise ConfigError("paths.output_dir is not set (distill.py sets it to the Hydra run folder)")
+    out = Path(cfg.paths.output_dir)
+    finished = _claim_folder(out, cfg)
+    if finished is not None:
+        print(f"already finished with this config: {out / RESULTS}")
+        print(format_table({k: v["evaluation"] for k, v in finished["samplers"].items()}))
+        return finished["best_top1_mean"]
+    out.mkdir(parents=True, exist_ok=True)
+    import yaml
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(json.loads(json.dumps(_comparable(cfg))), sort_keys=False))
+
+    choices = choices or {}
+    main = choices.get("sampler") or plan.main
+    names = [main, *list(plan.samplers)[1:]]
+    tracker = Tracker(cfg, out, choices)
+    try:
+        data, table = plan.data, plan.data.table
+        cache: dict = {}
+
+        def real(split):
+            def load():
+                if split not in cache:
+                    cache[split] = data.load(split, per_class=cfg.get("prototype_per_class") if split == "train"
+                                             else None)
+                return cache[split]
+            return load
+
+        files, labels = _pool_stage(cfg, plan, table)
+        feats, protos = _encode_stage(cfg, plan, files, table, real("train"))
+        results = {}
+        for name, sampler in zip(names, plan.samplers.values()):
+            n = sampler.pool_mult * sampler.ipc
+            mine = [i for i in range(len(files)) if (i % plan.n_per_class) < n]   # the first n of each class
+            sel = sampler(feats[mine], torch.tensor([labels[i] for i in mine]), protos)
+            sel_dir = out if name == main else out / "compare" / name
+            sub_files, sub_labels = [files[i] for i in mine], [labels[i] for i in mine]
+            _write_selection(sel_dir, name, sampler, sel, sub_files, sub_labels, table)
+            tracker.log_selection(name, sel, sub_files, sub_labels, table)
+            result = _evaluate_stage(cfg, plan, sel_dir, table, real("val"), tracker)
+            results[name] = {"sampler": {"name": name, **sampler.config()}, "distilled": str(sel_dir / "distilled"),
+                             "evaluation": result}
+            tracker.log_results("main" if name == main else name, result)
+        head = results[main]["evaluation"]
+        summary = {"name": cfg.name, "dataset": table.name, "ipc": plan.samplers[plan.main].ipc,
+                   "pool_mult": plan.samplers[plan.main].pool_mult, "sampler": main, "choices": choices,
+                   "model": OmegaConf.to_container(cfg.model, resolve=True),
+                   "best_top1_mean": head["best_top1_mean"], "best_top1_std": head["best_top1_std"],
+                   "last_top1_mean": head["last_top1_mean"], "last_top1_std": head["last_top1_std"],
+                   "samplers": results, "seconds": round(time.time() - t_start, 1)}
+        atomic_write_text(out / RESULTS, json.dumps(summary, indent=1))
+    finally:
+        tracker.finish()
+    print(format_table({k: v["evaluation"] for k, v in results.items()}))
+    print(f"outputs: {out}  (results.json, distilled/, config.yaml)")
+    return summary["best_top1_mean"]

@@ -1,0 +1,135 @@
+"""W&B logging of a distill job: one run per Hydra job, also in multirun.
+
+    tracker = Tracker(cfg, out_dir)         # mode from cfg.logger.mode: online | offline | disabled
+    tracker.lightning_logger()               # hands the run to Lightning for the per-repeat curves
+    tracker.log_selection(...); tracker.log_results(...); tracker.finish()
+
+Logged: the resolved config (plus flat keys dataset / sampler / ipc / pool_mult
+/ model / pool for grouping), group = the experiment name, per-repeat curves
+(repeat{r}/val/top1 against repeat{r}/epoch), summary metrics, a grid of the
+selected images captioned with their margin scores (paper Fig. 4), and the
+manifest as a table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["Tracker", "read_offline_run"]
+
+
+class Tracker:
+    def __init__(self, cfg, out: Path, choices: dict | None = None):
+        from omegaconf import OmegaConf
+
+        self.run = None
+        mode = cfg.logger.get("mode", "disabled")
+        if mode == "disabled":
+            return
+        import wandb
+
+        config = OmegaConf.to_container(cfg, resolve=True)
+        choices = choices or {}
+        config["group_by"] = {"dataset": cfg.dataset.name, "sampler": choices.get("sampler", cfg.get("sampler_name")),
+                              "ipc": cfg.sampler.ipc, "pool_mult": cfg.sampler.pool_mult,
+                              "model": choices.get("model"), "pool": choices.get("pool"),
+                              "encoder": choices.get("encoder")}
+        self.run = wandb.init(project=cfg.logger.project, entity=cfg.logger.get("entity"), group=cfg.name,
+                              name=cfg.get("job_name") or out.name, job_type="distill", config=config,
+                              dir=str(out), mode=mode, reinit="finish_previous",
+                              tags=list(cfg.logger.get("tags") or []))
+
+    def lightning_logger(self, repeats: int):
+        if self.run is None:
+            return None
+        from pytorch_lightning.loggers import WandbLogger
+
+        class RunLogger(WandbLogger):  # the run's config is already complete: keep repeat hparams out of it
+            def log_hyperparams(self, params, *args, **kwargs):
+                pass
+
+        for r in range(repeats):
+            self.run.define_metric(f"repeat{r}/epoch")
+            self.run.define_metric(f"repeat{r}/*", step_metric=f"repeat{r}/epoch")
+        return RunLogger(experiment=self.run)
+
+    def log_selection(self, name: str, selection, files: list[str], labels: list[int], table,
+                      max_images: int = 200) -> None:
+        if self.run is None:
+            return
+        import wandb
+        rec = {k: v.tolist() for k, v in selection.record().items()}
+        idx = selection.indices.tolist()
+        margin = rec.get("margin")
+        images = [wandb.Image(files[i], caption=f"{table.names[labels[i]]}"
+                              + (f" margin {margin[i]:.3f}" if margin else "")) for i in idx[:max_images]]
+        columns = ["pool_index", "class", "file", *rec.keys()]
+        rows = [[i, table.names[labels[i]], files[i], *(rec[k][i] for k in rec)] for i in range(len(files))]
+        self.run.log({f"{name}/selected": images, f"{name}/manifest": wandb.Table(columns=columns, data=rows)})
+
+    def log_results(self, name: str, result: dict) -> None:
+        if self.run is None:
+            return
+        keys = ("best_top1_mean", "best_top1_std", "last_top1_mean", "last_top1_std")
+        prefix = "" if name == "main" else f"{name}/"
+        self.run.summary.update({f"{prefix}{k}": result[k] for k in keys})
+
+    def finish(self) -> None:
+        if self.run is not None:
+            self.run.finish()
+            self.run = None
+
+
+def read_offline_run(run_dir) -> dict:
+    """The config, summary and history of an offline W&B run, read from its run-*.wandb file.
+
+    Current wandb versions keep these only inside the .wandb file when offline
+    (no wandb-summary.json): this reads its records (the leveldb log format,
+    32 KiB blocks, protobuf `Record` payloads) without syncing anything.
+    Returns {"config": {...}, "summary": {...}, "history": [{...}, ...]}.
+    """
+    import json
+    import struct
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    (path,) = list(Path(run_dir).glob("run-*.wandb"))
+    data = path.read_bytes()
+    block, pos, payloads, pending = 32768, 7, [], b""
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7:
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        if length == 0 and kind == 0:  # zero padding to the end of the block
+            pos += left
+            continue
+        chunk = data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind == 1:                                  # full record
+            payloads.append(chunk)
+        elif kind == 2:                                # first fragment
+            pending = chunk
+        elif kind == 3:                                # middle
+            pending += chunk
+        elif kind == 4:                                # last
+            payloads.append(pending + chunk)
+
+    def key(item):
+        return item.key or "/".join(item.nested_key)
+
+    out = {"config": {}, "summary": {}, "history": []}
+    for payload in payloads:
+        rec = pb.Record()
+        rec.ParseFromString(payload)
+        kind = rec.WhichOneof("record_type")
+        if kind == "run":
+            out["config"].update({key(u): json.loads(u.value_json) for u in rec.run.config.update})
+        elif kind == "config":
+            out["config"].update({key(u): json.loads(u.value_json) for u in rec.config.update})
+        elif kind == "summary":
+            out["summary"].update({key(u): json.loads(u.value_json) for u in rec.summary.update})
+        elif kind == "history":
+            out["history"].append({key(u): json.loads(u.value_json) for u in rec.history.item})
+    return out

@@ -1,0 +1,145 @@
+"""distill.py end to end: smoke preset, sweeps over one pool, resume after a kill, no-overwrite,
+config validation, W&B offline contents, and the demo preset on a reduced size."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import MissingConfigException
+
+from sas.config import ConfigError
+from sas.pipeline import run
+from sas.tracking import read_offline_run
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+
+def cfg_for(tmp_path, *overrides, out="run", experiment="smoke"):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("distill", overrides=[f"experiment={experiment}", f"paths.cache_dir={tmp_path / 'cache'}",
+                                             f"paths.output_dir={tmp_path / out}", "logger.mode=offline",
+                                             *overrides])
+
+
+def pool_dirs(tmp_path):
+    return sorted((tmp_path / "cache" / "pools").iterdir())
+
+
+def test_smoke_end_to_end(tmp_path, capsys):
+    best = run(cfg_for(tmp_path), choices={"sampler": "sas"})
+    out = tmp_path / "run"
+    res = json.loads((out / "results.json").read_text())
+    assert res["best_top1_mean"] == best and 0 <= best <= 1 and res["ipc"] == 2 and res["pool_mult"] == 2
+    rows = [json.loads(line) for line in (out / "distilled" / "manifest.jsonl").read_text().splitlines()]
+    assert len(rows) == 20 and sorted({r["label"] for r in rows}) == list(range(10))
+    assert all((out / "distilled" / r["file"]).is_file() for r in rows)
+    assert {"relevance", "separation", "margin", "static_diversity", "candidate", "selected"} <= set(rows[0])
+    assert len((out / "pool_scores.jsonl").read_text().splitlines()) == 40  # the whole pool: 2 x 2 x 10
+    assert (out / "config.yaml").is_file() and len((out / "eval_repeats.jsonl").read_text().splitlines()) == 1
+    # W&B offline run: the summary, the grouping keys, the per-repeat curve and the selection are there
+    (wb,) = out.glob("wandb/offline-run-*")
+    logged = read_offline_run(wb)
+    assert logged["summary"]["best_top1_mean"] == pytest.approx(best) and "repeat0/val/top1" in logged["summary"]
+    assert logged["config"]["group_by"]["pool_mult"] == 2 and logged["config"]["group_by"]["sampler"] == "sas"
+    assert logged["config"]["name"] == "smoke" and "lr_gamma" not in logged["config"]
+    assert any("repeat0/val/top1" in h for h in logged["history"])
+    assert len(list(wb.glob("files/media/images/sas/*.png"))) == 20  # the grid of the selected images
+    assert "sas" in capsys.readouterr().out
+
+
+def test_rerun_reads_back_and_other_config_is_not_overwritten(tmp_path):
+    first = run(cfg_for(tmp_path))
+    stamp = (tmp_path / "run" / "results.json").stat().st_mtime_ns
+    assert run(cfg_for(tmp_path)) == first
+    assert (tmp_path / "run" / "results.json").stat().st_mtime_ns == stamp  # read back, not recomputed
+    with pytest.raises(ConfigError, match="holds a run of another config.*overwrite=true"):
+        run(cfg_for(tmp_path, "sampler.ipc=1"))
+    run(cfg_for(tmp_path, "sampler.ipc=1", "overwrite=true"))
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["ipc"] == 1
+
+
+def test_killed_run_resumes_to_the_same_results(tmp_path, monkeypatch):
+    import sas.lit.evaluate as ev
+    reference = run(cfg_for(tmp_path, "eval.repeats=2", out="ref"))
+    real_run_repeat = ev.run_repeat
+    calls = []
+
+    def dying(*args, **kw):
+        if len(calls) == 1:
+            raise KeyboardInterrupt("killed during the second repeat")
+        calls.append(1)
+        return real_run_repeat(*args, **kw)
+
+    monkeypatch.setattr(ev, "run_repeat", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg_for(tmp_path, "eval.repeats=2"))
+    assert not (tmp_path / "run" / "results.json").exists()
+    assert len((tmp_path / "run" / "eval_repeats.jsonl").read_text().splitlines()) == 1
+    monkeypatch.setattr(ev, "run_repeat", lambda *a, **k: calls.append(2) or real_run_repeat(*a, **k))
+    assert run(cfg_for(tmp_path, "eval.repeats=2")) == reference
+    assert calls == [1, 2]  # only the unfinished repeat ran again
+    assert len(pool_dirs(tmp_path)) == 1
+
+
+@pytest.mark.parametrize("override,key", [("sampler.candidate_ratio=1.5", "candidate_ratio"),
+                                          ("sampler.ipc=0", "ipc"), ("sampler.pool_mult=0", "pool_mult"),
+                                          ("eval.lr=0", "eval.lr")])
+def test_config_validation_names_the_key_before_any_work(tmp_path, override, key):
+    with pytest.raises(ConfigError, match=key):
+        run(cfg_for(tmp_path, override))
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()  # nothing generated or written
+
+
+def test_unknown_group_option(tmp_path):
+    with pytest.raises(MissingConfigException, match="sampler.*topk"):
+        cfg_for(tmp_path, "sampler=topk")
+
+
+def distill(tmp_path, *args):
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    proc = subprocess.run([sys.executable, str(ROOT / "distill.py"), *args, f"paths.cache_dir={tmp_path / 'cache'}",
+                           f"paths.output_root={tmp_path / 'outputs'}"], capture_output=True, text=True,
+                          env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_multirun_pool_mult_sweep_makes_one_pool(tmp_path):
+    distill(tmp_path, "-m", "experiment=smoke", "sampler.pool_mult=3,2,1")
+    jobs = sorted((tmp_path / "outputs" / "smoke" / "multirun").glob("sampler.pool_mult=*"))
+    assert [j.name for j in jobs] == ["sampler.pool_mult=1", "sampler.pool_mult=2", "sampler.pool_mult=3"]
+    assert [json.loads((j / "results.json").read_text())["pool_mult"] for j in jobs] == [1, 2, 3]
+    (pool,) = pool_dirs(tmp_path)  # one pool for the three jobs, generated once: 3 x IPC 2 x 10 classes
+    assert len(list(pool.rglob("*.png"))) == 60
+    assert len(list((tmp_path / "cache" / "embeddings").glob("*.pt"))) == 1
+    for j in jobs:  # one W&B run per job
+        assert len(list(j.glob("wandb/offline-run-*"))) == 1
+
+
+def test_multirun_samplers_share_the_pool(tmp_path):
+    distill(tmp_path, "-m", "experiment=smoke", "sampler=sas,random")
+    jobs = sorted((tmp_path / "outputs" / "smoke" / "multirun").glob("sampler=*"))
+    res = [json.loads((j / "results.json").read_text()) for j in jobs]
+    assert [r["sampler"] for r in res] == ["random", "sas"]
+    assert len(pool_dirs(tmp_path)) == 1
+
+
+def test_demo_preset_on_a_reduced_size(tmp_path, capsys):
+    best = run(cfg_for(tmp_path, "pool.train.generator.epochs=1", "pool.source.num_inference_steps=5",
+                       "sampler.ipc=2", "sampler.pool_mult=2", "encoder.epochs=1", "eval.epochs=2",
+                       "eval.evaluations=1", "eval.repeats=1", "progress=false", experiment="demo"),
+               choices={"sampler": "sas"})
+    out = tmp_path / "run"
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["samplers"]) == {"sas", "random", "kcenter", "mixed"} and res["best_top1_mean"] == best
+    for name in ("random", "kcenter", "mixed"):
+        assert len((out / "compare" / name / "distilled" / "manifest.jsonl").read_text().splitlines()) == 20
+    assert list((tmp_path / "cache" / "generators").glob("ddpm-*/DONE"))  # the DDPM was trained and cached
+    assert list((tmp_path / "cache" / "encoders").glob("domain-*.pt"))    # so was the domain encoder
+    printed = capsys.readouterr().out
+    assert all(n in printed for n in ("sas", "random", "kcenter", "mixed")) and str(out) in printed
