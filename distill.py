@@ -12,13 +12,21 @@ import hydra
 @hydra.main(config_path="conf", config_name="distill", version_base="1.3")
 def main(cfg):
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
     from omegaconf import open_dict
 
-    from sas.pipeline import run
-    runtime = HydraConfig.get().runtime
+    from sas.pipeline import record_failure, run
+    hc = HydraConfig.get()
     with open_dict(cfg):
-        cfg.paths.output_dir = runtime.output_dir
-    return run(cfg, choices={k: v for k, v in runtime.choices.items() if not k.startswith("hydra")})
+        cfg.paths.output_dir = hc.runtime.output_dir
+    choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra")}
+    try:
+        return run(cfg, choices=choices)
+    except Exception as err:
+        record_failure(hc.runtime.output_dir, err, cfg, choices)   # <run>/failed.json: the report marks the cell
+        if hc.mode == RunMode.MULTIRUN:                  # the other jobs of the sweep go on
+            return float("nan")
+        raise
 
 
 if __name__ == "__main__":

@@ -64,6 +64,8 @@ def build_plan(cfg) -> Plan:
     encoder = _build(cfg.encoder, "encoder")
     if not isinstance(cfg.pool.get("seed", 0), int):
         raise ConfigError(f"pool.seed must be an integer, got {cfg.pool.seed!r}")
+    if cfg.get("eval_split", "val") not in ("val", "holdout"):
+        raise ConfigError(f"eval_split must be val or holdout, got {cfg.eval_split!r}")
     if OmegaConf.select(cfg, "overwrite") not in (True, False):
         raise ConfigError(f"overwrite must be true or false, got {cfg.overwrite!r}")
     n = max(s.pool_mult * s.ipc for s in samplers.values())

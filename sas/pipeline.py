@@ -32,9 +32,10 @@ from sas.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-__all__ = ["run", "RESULTS"]
+__all__ = ["run", "record_failure", "RESULTS", "FAILED"]
 
 RESULTS = "results.json"
+FAILED = "failed.json"
 REPEATS = "eval_repeats.jsonl"
 IGNORED_KEYS = ("overwrite", "logger", "progress", "job_name")  # do not change what a run computes
 
@@ -62,7 +63,7 @@ def _claim_folder(out: Path, cfg) -> dict | None:
         from sas.config import ConfigError
         raise ConfigError(f"{out} holds a run of another config (see its config.yaml); "
                           "set overwrite=true to replace it, or choose another output folder")
-    for name in ("distilled", "compare", REPEATS, RESULTS, "config.yaml"):
+    for name in ("distilled", "compare", REPEATS, RESULTS, FAILED, "config.yaml"):
         p = out / name
         shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     return None
@@ -74,9 +75,13 @@ def _pool_stage(cfg, plan, table) -> tuple[list[str], list[int]]:
     from sas.pools.base import generate_pool
     from sas.pools.folder import FolderPool
 
+    from sas.pools.real import RealPool
+
     src = plan.pool
     if isinstance(src, FolderPool):
         return src.paths(table, plan.n_per_class)
+    if isinstance(src, RealPool):
+        return src.paths(plan.data, table, plan.n_per_class, cfg.paths.cache_dir)
     if cfg.pool.get("train") is not None:  # a generator trained on the real train split first (cached)
         from sas.pools.store import config_key
         from sas.training import train_generator
@@ -87,7 +92,7 @@ def _pool_stage(cfg, plan, table) -> tuple[list[str], list[int]]:
         key = config_key(OmegaConf.to_container(tcfg, resolve=True) | {"paths": None})
         tcfg.output_dir = str(Path(cfg.paths.cache_dir) / "generators" / f"{train.generator.kind}-{key}")
         src.model = str(train_generator(tcfg))
-        src._loaded = None
+        src._loaded = None                                     # the DiT source reads the folder's own vae/
     store = generate_pool(src, table, plan.n_per_class, int(cfg.pool.seed), cfg.paths.cache_dir,
                           progress=cfg.progress)
     return store.paths(plan.n_per_class)
@@ -96,7 +101,7 @@ def _pool_stage(cfg, plan, table) -> tuple[list[str], list[int]]:
 def _encode_stage(cfg, plan, files, table, real_train):
     import torch
 
-    from sas.encoders.cache import encode_pool, prototypes_for
+    from sas.encoders.cache import embeddings_path, encode_pool, prototypes_for
     from sas.encoders.domain import DomainEncoder
 
     enc = plan.encoder
@@ -105,7 +110,7 @@ def _encode_stage(cfg, plan, files, table, real_train):
     key = {"pool": [str(Path(files[0]).parent.parent)], "encoder": enc.key_config()}
     feats = encode_pool(enc, files, key, cfg.paths.cache_dir, progress=cfg.progress)   # (N, d)
     protos = prototypes_for(enc, table, real_train)                                     # (C, d)
-    return feats.to(torch.float32), protos.to(torch.float32)
+    return feats.to(torch.float32), protos.to(torch.float32), embeddings_path(key, cfg.paths.cache_dir)
 
 
 def _write_selection(sel_dir: Path, name: str, sampler, selection, files, labels, table) -> None:
@@ -152,6 +157,29 @@ def _evaluate_stage(cfg, plan, sel_dir: Path, table, real_val, tracker) -> dict:
                     logger=tracker.lightning_logger(plan.protocol.repeats), completed=done, on_repeat=record)
 
 
+def record_failure(out, err: BaseException, cfg=None, choices: dict | None = None) -> None:
+    """Write <run>/failed.json (error and traceback) so sweeps and the report show the job as failed.
+
+    A job that failed before its config.yaml was written (bad values) gets it here, so the report can
+    place it in its cell.
+    """
+    import traceback
+
+    import yaml
+    out = Path(out)
+    if cfg is not None and not (out / "config.yaml").is_file():
+        try:
+            atomic_write_text(out / "config.yaml", yaml.safe_dump(json.loads(json.dumps(_comparable(cfg))),
+                                                                  sort_keys=False))
+            atomic_write_text(out / "choices.json", json.dumps(choices or {}, indent=1))
+        except Exception:  # an unresolvable config: failed.json alone still records the failure
+            pass
+    atomic_write_text(Path(out) / FAILED, json.dumps({
+        "error": f"{type(err).__name__}: {err}",
+        "traceback": "".join(traceback.format_exception(type(err), err, err.__traceback__))[-20000:]}, indent=1))
+    log.error("job failed: %s (recorded in %s)", err, Path(out) / FAILED)
+
+
 def format_table(results: dict) -> str:
     lines = [f"{'sampler':<16} {'best top-1 (%)':>16} {'last top-1 (%)':>16}"]
     for name, r in results.items():
@@ -180,10 +208,12 @@ def run(cfg, choices: dict | None = None) -> float:
         print(format_table({k: v["evaluation"] for k, v in finished["samplers"].items()}))
         return finished["best_top1_mean"]
     out.mkdir(parents=True, exist_ok=True)
+    (out / FAILED).unlink(missing_ok=True)                     # a new attempt
     import yaml
     atomic_write_text(out / "config.yaml", yaml.safe_dump(json.loads(json.dumps(_comparable(cfg))), sort_keys=False))
 
     choices = choices or {}
+    atomic_write_text(out / "choices.json", json.dumps(choices, indent=1))   # the report's cell keys
     main = choices.get("sampler") or plan.main
     names = [main, *list(plan.samplers)[1:]]
     tracker = Tracker(cfg, out, choices)
@@ -194,13 +224,17 @@ def run(cfg, choices: dict | None = None) -> float:
         def real(split):
             def load():
                 if split not in cache:
-                    cache[split] = data.load(split, per_class=cfg.get("prototype_per_class") if split == "train"
-                                             else None)
+                    if split == "holdout":  # tuning never sees the test split: the first train files per class
+                        cache[split] = data.load("train", per_class=cfg.get("holdout_per_class"))
+                    else:
+                        cache[split] = data.load(split, per_class=cfg.get("prototype_per_class")
+                                                 if split == "train" else None)
                 return cache[split]
             return load
 
         files, labels = _pool_stage(cfg, plan, table)
-        feats, protos = _encode_stage(cfg, plan, files, table, real("train"))
+        feats, protos, emb_file = _encode_stage(cfg, plan, files, table, real("train"))
+        evaluation_split = real("val") if cfg.get("eval_split", "val") == "val" else real("holdout")
         results = {}
         for name, sampler in zip(names, plan.samplers.values()):
             n = sampler.pool_mult * sampler.ipc
@@ -210,12 +244,14 @@ def run(cfg, choices: dict | None = None) -> float:
             sub_files, sub_labels = [files[i] for i in mine], [labels[i] for i in mine]
             _write_selection(sel_dir, name, sampler, sel, sub_files, sub_labels, table)
             tracker.log_selection(name, sel, sub_files, sub_labels, table)
-            result = _evaluate_stage(cfg, plan, sel_dir, table, real("val"), tracker)
+            result = _evaluate_stage(cfg, plan, sel_dir, table, evaluation_split, tracker)
             results[name] = {"sampler": {"name": name, **sampler.config()}, "distilled": str(sel_dir / "distilled"),
                              "evaluation": result}
             tracker.log_results("main" if name == main else name, result)
         head = results[main]["evaluation"]
         summary = {"name": cfg.name, "dataset": table.name, "ipc": plan.samplers[plan.main].ipc,
+                   "pool_label": cfg.pool.get("label"), "eval_split": cfg.get("eval_split", "val"),
+                   "embeddings": str(emb_file), "pool_files": len(files),
                    "pool_mult": plan.samplers[plan.main].pool_mult, "sampler": main, "choices": choices,
                    "model": OmegaConf.to_container(cfg.model, resolve=True),
                    "best_top1_mean": head["best_top1_mean"], "best_top1_std": head["best_top1_std"],

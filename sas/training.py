@@ -28,10 +28,11 @@ DONE = "DONE"
 
 def _trainer(cfg, out: Path, callbacks: list, max_epochs: int):
     import pytorch_lightning as pl
-    from pytorch_lightning.callbacks import ModelCheckpoint
+    from pytorch_lightning.callbacks import ModelCheckpoint, OnExceptionCheckpoint
 
     ckpt = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0,
                            every_n_train_steps=cfg.trainer.get("checkpoint_every_n_steps", 500))
+    callbacks = [OnExceptionCheckpoint(dirpath=out / "checkpoints", filename="on_exception"), *callbacks]
     logger = False
     if cfg.get("logger") is not None and cfg.logger.get("mode", "disabled") != "disabled":
         from pytorch_lightning.loggers import WandbLogger
@@ -45,8 +46,9 @@ def _trainer(cfg, out: Path, callbacks: list, max_epochs: int):
 
 
 def _resume_path(out: Path) -> str | None:
-    last = out / "checkpoints" / "last.ckpt"
-    return str(last) if last.is_file() else None
+    """The newest of the periodic last.ckpt and the one saved when a run was interrupted."""
+    found = [p for p in (out / "checkpoints" / "last.ckpt", out / "checkpoints" / "on_exception.ckpt") if p.is_file()]
+    return str(max(found, key=lambda p: p.stat().st_mtime)) if found else None
 
 
 def _ema(decay):

@@ -20,10 +20,11 @@ CONF = ROOT / "conf"
 
 
 def cfg_for(tmp_path, *overrides, out="run", experiment="smoke"):
+    small = ["sampler.ipc=2", "sampler.pool_mult=2"] if experiment == "smoke" else []
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose("distill", overrides=[f"experiment={experiment}", f"paths.cache_dir={tmp_path / 'cache'}",
                                              f"paths.output_dir={tmp_path / out}", "logger.mode=offline",
-                                             *overrides])
+                                             *small, *overrides])
 
 
 def pool_dirs(tmp_path):
@@ -110,9 +111,9 @@ def distill(tmp_path, *args):
 
 
 def test_multirun_pool_mult_sweep_makes_one_pool(tmp_path):
-    distill(tmp_path, "-m", "experiment=smoke", "sampler.pool_mult=3,2,1")
-    jobs = sorted((tmp_path / "outputs" / "smoke" / "multirun").glob("sampler.pool_mult=*"))
-    assert [j.name for j in jobs] == ["sampler.pool_mult=1", "sampler.pool_mult=2", "sampler.pool_mult=3"]
+    distill(tmp_path, "-m", "experiment=smoke", "sampler.ipc=2", "sampler.pool_mult=3,2,1")
+    jobs = sorted((tmp_path / "outputs" / "smoke" / "multirun").glob("*pool_mult=*"))
+    assert [j.name for j in jobs] == [f"sampler.ipc=2,sampler.pool_mult={m}" for m in (1, 2, 3)]
     assert [json.loads((j / "results.json").read_text())["pool_mult"] for j in jobs] == [1, 2, 3]
     (pool,) = pool_dirs(tmp_path)  # one pool for the three jobs, generated once: 3 x IPC 2 x 10 classes
     assert len(list(pool.rglob("*.png"))) == 60
@@ -122,8 +123,9 @@ def test_multirun_pool_mult_sweep_makes_one_pool(tmp_path):
 
 
 def test_multirun_samplers_share_the_pool(tmp_path):
-    distill(tmp_path, "-m", "experiment=smoke", "sampler=sas,random")
-    jobs = sorted((tmp_path / "outputs" / "smoke" / "multirun").glob("sampler=*"))
+    distill(tmp_path, "-m", "experiment=smoke", "sampler=sas,random", "sampler.ipc=2", "sampler.pool_mult=2")
+    jobs = sorted((tmp_path / "outputs" / "smoke" / "multirun").glob("*sampler=*"))
+    assert [j.name for j in jobs] == [f"sampler.ipc=2,sampler.pool_mult=2,sampler={s}" for s in ("random", "sas")]
     res = [json.loads((j / "results.json").read_text()) for j in jobs]
     assert [r["sampler"] for r in res] == ["random", "sas"]
     assert len(pool_dirs(tmp_path)) == 1

@@ -114,11 +114,11 @@ def test_null_class_follows_the_model(tmp_path):
 def test_bad_inputs(tmp_path):
     with pytest.raises(FileNotFoundError, match="pool.checkpoint not found: .*missing.pt"):
         DiTSource(model=None, checkpoint=str(tmp_path / "missing.pt"))
-    src = tiny_dit(**{"transformer_config.num_embeds_ada_norm": 100})
+    src = tiny_dit(class_ids="imagenet", **{"transformer_config.num_embeds_ada_norm": 100})
     with pytest.raises(ValueError, match=r"class 0 'Australian terrier' maps to id 193, outside the model's 100"):
         generate_pool(src, THREE, 1, 0, tmp_path, progress=False)
     with pytest.raises(ValueError, match="has no ImageNet ids"):
-        tiny_dit().check(get_class_table("cifar10"))
+        tiny_dit(class_ids="imagenet").check(get_class_table("cifar10"))
     with pytest.raises(ValueError, match="pool.guidance must be"):
         DiTSource(model=None, transformer_config={}, guidance="half")
 

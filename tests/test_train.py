@@ -48,16 +48,23 @@ def test_ddpm_fit_lowers_its_loss(tmp_path):
     assert (out / "checkpoints" / "last.ckpt").is_file()
 
 
-def test_finished_folder_is_reused_and_training_resumes(tmp_path):
-    cfg = train_cfg(tmp_path, "generator=ddpm_tiny", "generator.epochs=1", "generator.per_class=20")
+def test_finished_folder_is_reused_and_training_resumes(tmp_path, monkeypatch):
+    import sas.training as training
+    cfg = train_cfg(tmp_path, "generator=ddpm_tiny", "generator.epochs=1", "generator.per_class=20",
+                    "trainer.checkpoint_every_n_steps=2")
     out = train_generator(cfg)
     stamp = (out / DONE).stat().st_mtime_ns
     assert train_generator(cfg) == out and (out / DONE).stat().st_mtime_ns == stamp  # nothing retrained
-    first = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
-    (out / DONE).unlink()  # as if killed after epoch 1 of 2
-    out = train_generator(train_cfg(tmp_path, "generator=ddpm_tiny", "generator.epochs=2", "generator.per_class=20"))
-    second = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
-    assert second == 2 * first  # resumed from the last checkpoint: one more epoch, not two
+    saved = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+    assert saved > 0
+    resumed_from = []
+    real = training._resume_path
+    monkeypatch.setattr(training, "_resume_path", lambda o: resumed_from.append(real(o)) or resumed_from[-1])
+    (out / DONE).unlink()  # as if killed after the first epoch of two
+    out = train_generator(train_cfg(tmp_path, "generator=ddpm_tiny", "generator.epochs=2", "generator.per_class=20",
+                                    "trainer.checkpoint_every_n_steps=2"))
+    assert resumed_from == [str(out / "checkpoints" / "last.ckpt")]  # fit continued from the saved state
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] > saved
 
 
 def test_minimax_end_to_end_then_pool(tmp_path):

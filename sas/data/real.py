@@ -43,7 +43,8 @@ LAYOUTS = ("imagenet", "fastai", "folder", "cifar10", "digits")
 SPLITS = ("train", "val")
 
 
-def load_digits_split(split: str, image_size: int = 32, test_size: float = 0.3, seed: int = 0) -> ImageSet:
+def load_digits_split(split: str, image_size: int = 32, test_size: float = 0.3, seed: int = 0,
+                      per_class: int | None = None) -> ImageSet:
     """scikit-learn's digits (1,797 real 8x8 digits), a fixed seeded stratified split, as RGB uint8.
 
     split "train" or "val" (the held-out test part). Images are upscaled
@@ -58,6 +59,9 @@ def load_digits_split(split: str, image_size: int = 32, test_size: float = 0.3, 
     idx_tr, idx_te = train_test_split(np.arange(len(d.target)), test_size=test_size, random_state=seed,
                                       stratify=d.target)
     idx = np.sort(idx_tr if split == "train" else idx_te)
+    if per_class is not None:  # the first per_class images of each class in the split
+        idx = np.concatenate([idx[d.target[idx] == c][:per_class] for c in range(10)])
+        idx = np.sort(idx)
     x = torch.from_numpy(d.images[idx]).float()[:, None] / 16.0                # (n, 1, 8, 8) in [0, 1]
     x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
     x = (x.clamp(0, 1) * 255).round().to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
@@ -114,11 +118,11 @@ class RealData:
         return root / release / split
 
     def load(self, split: str, per_class: int | None = None) -> ImageSet:
-        """One split; per_class keeps the first files of each class (folder layouts only)."""
+        """One split; per_class keeps the first images of each class (folder layouts and digits)."""
         if split not in SPLITS:
             raise DataError(f"split must be one of {SPLITS}, got '{split}'")
         if self.layout == "digits":
-            return load_digits_split(split, self.image_size, seed=self.seed)
+            return load_digits_split(split, self.image_size, seed=self.seed, per_class=per_class)
         if self.layout == "cifar10":
             return self._cifar10(split)
         where = self._split_dir(split)

@@ -17,11 +17,23 @@ import torch
 from sas.io import atomic_torch_save
 from sas.pools.store import config_key
 
-__all__ = ["encode_pool", "visual_prototypes", "prototypes_for"]
+__all__ = ["encode_pool", "embeddings_path", "visual_prototypes", "prototypes_for"]
 
 
 def encode_pool(encoder, files: list[str], key: dict, cache_dir, progress: bool = False) -> torch.Tensor:
-    path = Path(cache_dir) / "embeddings" / f"{config_key(key)}.pt"
+    from filelock import FileLock
+
+    path = embeddings_path(key, cache_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):  # concurrent jobs on one pool: one encodes, the others read
+        return _encode_locked(encoder, files, key, path, progress)
+
+
+def embeddings_path(key: dict, cache_dir) -> Path:
+    return Path(cache_dir) / "embeddings" / f"{config_key(key)}.pt"
+
+
+def _encode_locked(encoder, files, key, path: Path, progress: bool) -> torch.Tensor:
     cached = torch.load(path, weights_only=True) if path.is_file() else {"files": [], "features": None}
     index = {f: i for i, f in enumerate(cached["files"])}
     todo = [f for f in files if f not in index]

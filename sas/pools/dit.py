@@ -102,8 +102,7 @@ class DiTSource:
             raise ValueError(f"pool.class_ids must be 'imagenet' or 'label', got '{self.class_ids}'")
         if self.checkpoint is not None and not Path(self.checkpoint).is_file():
             raise FileNotFoundError(f"pool.checkpoint not found: {self.checkpoint}")
-        if self.model is None and self.transformer_config is None and self.checkpoint is None:
-            raise ValueError("pool needs weights: model (hub id / folder), checkpoint (.pt) or transformer_config")
+        # all three may stay None when the pipeline trains the weights first (pool.train); _load checks again
 
     # ------------------------------------------------------------------ weights
     def key_config(self) -> dict:
@@ -135,6 +134,9 @@ class DiTSource:
         from diffusers import AutoencoderKL, DiTTransformer2DModel
 
         dev, dt = resolve_device_dtype(self.device, self.dtype)
+        if self.model is None and self.transformer_config is None and self.checkpoint is None:
+            raise ValueError("pool needs weights: model (hub id / folder), checkpoint (.pt), transformer_config"
+                             " or pool.train")
         torch.manual_seed(self.init_seed)
         if self.checkpoint is not None:
             from sas.pools.minimax import load_original_checkpoint

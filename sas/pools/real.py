@@ -1,0 +1,59 @@
+"""The real training images as a pool: the "Random" / "K-Center" baselines of the paper.
+
+    pool = RealPool()
+    files, labels = pool.paths(data, table, n_per_class)   # the first n train files of each class, by name
+
+Folder layouts (ImageNet, fastai, folder) use the train files in place, in
+name order: with sampler=none this is the original code's "random" subset (the
+first files in lexicographic order). Datasets held in memory (digits,
+CIFAR-10) are written once as PNGs into the cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sas.data.classes import ClassTable
+from sas.data.images import DataError, list_class_files
+
+__all__ = ["RealPool"]
+
+
+@dataclass
+class RealPool:
+    def key_config(self) -> dict:
+        return {"kind": "real"}
+
+    def paths(self, data, table: ClassTable, n_per_class: int, cache_dir=None) -> tuple[list[str], list[int]]:
+        if data.layout in ("imagenet", "fastai", "folder"):
+            items = list_class_files(data._split_dir("train"), table)
+            by_class = [[p for p, y in items if y == c] for c in range(len(table))]
+        else:
+            by_class = self._materialise(data, table, cache_dir)
+        files, labels = [], []
+        for c, mine in enumerate(by_class):
+            if len(mine) < n_per_class:
+                raise DataError(f"real pool class {c} '{table.names[c]}' has {len(mine)} train images, fewer than "
+                                f"the {n_per_class} asked for")
+            files += mine[:n_per_class]
+            labels += [c] * n_per_class
+        return files, labels
+
+    @staticmethod
+    def _materialise(data, table: ClassTable, cache_dir) -> list[list[str]]:
+        from sas.pools.store import PoolStore
+
+        store = PoolStore.open(cache_dir, {"kind": "real", "source": data.load("train").source, "table": table.name},
+                               table)
+        marker = store.root / "COMPLETE"
+        if not marker.is_file():
+            train = data.load("train")
+            counters = [0] * len(table)
+            for img, y in zip(train.images, train.labels.tolist()):
+                if not store.has(y, counters[y]):
+                    store.write(y, counters[y], img)
+                counters[y] += 1
+            marker.write_text("\n".join(map(str, counters)) + "\n")
+        counts = [int(x) for x in marker.read_text().split()]
+        return [[str(store.path(c, k)) for k in range(counts[c])] for c in range(len(table))]

@@ -1,0 +1,104 @@
+"""The paper's figures as PNG files, from run folders.
+
+    tsne_figure(run_dir, "fig3_tsne.png")       # Fig. 3: t-SNE of the pool's embeddings, selected images marked
+    margin_grid(run_dir, "fig4_margins.png")    # Fig. 4: selected images per class with their margin scores
+    curve_figure(table, "fig5_ratio.png")       # Fig. 5 / Table 4 as curves: accuracy against the swept value
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = ["tsne_figure", "margin_grid", "curve_figure"]
+
+
+def _pool_rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "pool_scores.jsonl").read_text().splitlines() if line]
+
+
+def tsne_figure(run_dir, out, seed: int = 0) -> Path:
+    import torch
+    from sklearn.manifold import TSNE
+
+    run_dir = Path(run_dir)
+    res = json.loads((run_dir / "results.json").read_text())
+    cache = torch.load(res["embeddings"], weights_only=True)
+    index = {f: i for i, f in enumerate(cache["files"])}
+    rows = _pool_rows(run_dir)
+    feats = cache["features"][[index[r["file"]] for r in rows]].numpy()
+    labels = np.array([r["label"] for r in rows])
+    chosen = np.array([r["selected"] for r in rows])
+    xy = TSNE(n_components=2, perplexity=min(30.0, max(2.0, (len(rows) - 1) / 3)), init="pca",
+              random_state=seed).fit_transform(feats)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    cmap = plt.get_cmap("tab10")
+    for c in np.unique(labels):
+        m = labels == c
+        ax.scatter(xy[m & ~chosen, 0], xy[m & ~chosen, 1], s=8, color=cmap(c % 10), alpha=0.35)
+        ax.scatter(xy[m & chosen, 0], xy[m & chosen, 1], s=46, color=cmap(c % 10), edgecolors="black",
+                   linewidths=1.0, label=f"class {c}")
+    ax.set_title(f"t-SNE of the pool; selected images outlined ({chosen.sum()} of {len(rows)})")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(fontsize=7, loc="best", ncol=2)
+    return _save(fig, out)
+
+
+def margin_grid(run_dir, out, classes: list[int] | None = None) -> Path:
+    from PIL import Image
+
+    run_dir = Path(run_dir)
+    rows = [json.loads(line) for line in (run_dir / "distilled" / "manifest.jsonl").read_text().splitlines() if line]
+    by_class: dict[int, list[dict]] = {}
+    for r in rows:
+        by_class.setdefault(r["label"], []).append(r)
+    keep = classes if classes is not None else sorted(by_class)
+    ncols = max(len(by_class[c]) for c in keep)
+    fig, axes = plt.subplots(len(keep), ncols, figsize=(1.4 * ncols, 1.6 * len(keep)), squeeze=False)
+    for i, c in enumerate(keep):
+        items = sorted(by_class[c], key=lambda r: -r.get("margin", 0.0))
+        for j in range(ncols):
+            ax = axes[i][j]
+            ax.axis("off")
+            if j < len(items):
+                with Image.open(run_dir / "distilled" / items[j]["file"]) as img:
+                    ax.imshow(np.asarray(img.convert("RGB")))
+                ax.set_title(f"{items[j].get('margin', float('nan')):.3f}", fontsize=7)
+        axes[i][0].text(-0.1, 0.5, items[0]["class"], transform=axes[i][0].transAxes, ha="right", va="center",
+                        fontsize=8)
+    fig.suptitle("Selected images with their margin scores", fontsize=9)
+    return _save(fig, out)
+
+
+def curve_figure(table: dict, out) -> Path:
+    """Accuracy against the table's row values, one line per column (missing cells skipped)."""
+    spec, cells = table["spec"], table["cells"]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for clabel, _ in spec.cols:
+        pts = [(i, cells[(r, clabel)].best) for i, (r, _) in enumerate(spec.rows)
+               if cells[(r, clabel)] is not None and cells[(r, clabel)].status == "ok"]
+        if pts:
+            ax.errorbar([p[0] for p in pts], [p[1][0] for p in pts], yerr=[p[1][1] for p in pts], marker="o",
+                        capsize=3, label=clabel)
+    ax.set_xticks(range(len(spec.rows)), [r for r, _ in spec.rows], rotation=0, fontsize=7)
+    ax.set_xlabel(spec.corner)
+    ax.set_ylabel("best top-1 (%)")
+    ax.set_title(spec.title, fontsize=8)
+    ax.legend(fontsize=7)
+    return _save(fig, out)
+
+
+def _save(fig, out) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out, dpi=130)
+    plt.close(fig)
+    return out

@@ -1,0 +1,173 @@
+"""Paper presets (every smoke variant runs), the report (exact tables, errors, failures), SLURM's code path
+through submitit's local executor, concurrent jobs on one pool, and Optuna tuning on the holdout split."""
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+
+from sas.report import build_report
+from sas.report.tables import TABLES, ReportError, build_table, collect_runs, render_latex, render_markdown
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+SMOKES = sorted(p.stem for p in (CONF / "experiment").glob("*_smoke.yaml"))
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One cache for all presets: tiny generators are trained once, as on a real shared filesystem."""
+    return tmp_path_factory.mktemp("shared")
+
+
+def distill(cache, outputs, *args, check=True):
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    proc = subprocess.run([sys.executable, str(ROOT / "distill.py"), *args, f"paths.cache_dir={cache}",
+                           f"paths.output_root={outputs}"], capture_output=True, text=True, env=env, cwd=outputs.parent)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+def sweep_params(experiment):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("distill", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+    return dict(cfg.hydra.sweeper.get("params") or {})
+
+
+def test_every_paper_result_has_a_preset_and_a_smoke_variant():
+    full = {"table1", "table1_real", "table2", "table3", "table4", "table5", "table6", "fig3", "fig5", "tune_sas"}
+    assert {f"{n}_smoke" for n in full} <= set(SMOKES)
+    for name in full - {"tune_sas"}:
+        assert set(sweep_params(name)) == set(sweep_params(f"{name}_smoke")) - {"pool", "sampler"} | (
+            set(sweep_params(name)) & {"pool", "sampler"}), name  # the smoke sweeps the same axes
+
+
+@pytest.mark.parametrize("preset", [s for s in SMOKES if s != "tune_sas_smoke"])
+def test_smoke_preset_runs(preset, shared, tmp_path):
+    params = sweep_params(preset)
+    out = tmp_path / "outputs"
+    out.mkdir()
+    distill(shared, out, *(["-m"] if params else []), f"experiment={preset}")
+    done = sorted(p.parent for p in out.rglob("results.json"))
+    expected = 1
+    for values in params.values():
+        expected *= len(str(values).split(","))
+    assert len(done) == expected and not list(out.rglob("failed.json"))
+    for job in done:
+        res = json.loads((job / "results.json").read_text())
+        assert 0 <= res["best_top1_mean"] <= 1 and (job / "distilled" / "manifest.jsonl").is_file()
+
+
+def test_tune_sas_smoke_uses_the_holdout_split(shared, tmp_path):
+    out = tmp_path / "outputs"
+    out.mkdir()
+    distill(shared, out, "-m", "experiment=tune_sas_smoke")
+    best = yaml.safe_load(next(out.rglob("optimization_results.yaml")).read_text())
+    assert set(best["best_params"]) == {"sampler.candidate_ratio", "sampler.pool_mult"}
+    jobs = [json.loads(p.read_text()) for p in out.rglob("results.json")]
+    assert len(jobs) == 3 and all(j["eval_split"] == "holdout" for j in jobs)
+    assert all("digits" in j["samplers"]["sas"]["evaluation"]["val_source"] and
+               "train" in j["samplers"]["sas"]["evaluation"]["val_source"] for j in jobs)  # never the test split
+
+
+# ----------------------------------------------------------------------------- the report on synthetic runs
+
+def fake_run(root, name, *, pool="Minimax", sampler="sas", ipc=10, pool_mult=4, model="resnet_ap10",
+             best=(0.5, 0.01), lr=0.01, failed=False, ratio=0.5):
+    job = root / name
+    job.mkdir(parents=True)
+    cfg = {"name": "x", "dataset": {"name": "imagewoof"}, "pool": {"label": pool},
+           "sampler": {"ipc": ipc, "pool_mult": pool_mult, "candidate_ratio": ratio},
+           "model": {"name": model}, "eval": {"lr": lr}, "eval_split": "val"}
+    (job / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (job / "choices.json").write_text(json.dumps({"sampler": sampler, "model": model, "pool": pool.lower()}))
+    if failed:
+        (job / "failed.json").write_text(json.dumps({"error": "RuntimeError: CUDA out of memory"}))
+    else:
+        (job / "results.json").write_text(json.dumps({"best_top1_mean": best[0], "best_top1_std": best[1],
+                                                      "last_top1_mean": best[0] - 0.01, "last_top1_std": 0.0}))
+    return job
+
+
+def test_report_table_text_exact(tmp_path):
+    fake_run(tmp_path, "a", pool_mult=3, ipc=10, best=(0.381, 0.007))
+    fake_run(tmp_path, "b", pool_mult=3, ipc=20, best=(0.462, 0.004))
+    fake_run(tmp_path, "c", pool_mult=4, ipc=10, best=(0.405, 0.005))
+    fake_run(tmp_path, "d", pool_mult=4, ipc=20, failed=True)
+    fake_run(tmp_path, "e", pool_mult=5, ipc=50, best=(0.6, 0.0))
+    fake_run(tmp_path, "other", pool_mult=3, ipc=10, sampler="none", best=(0.9, 0.0))  # another table's cell
+    table = build_table(TABLES["table4"], collect_runs([tmp_path]))
+    assert render_markdown(table) == (
+        "### Table 4: pool size, ImageWoof, Minimax + SAS, ResNetAP-10\n\n"
+        "| pool | IPC 10 | IPC 20 | IPC 50 |\n"
+        "|---|---|---|---|\n"
+        "| 3 x IPC | 38.1 ± 0.7 (38.1) | **46.2 ± 0.4** (45.4) | missing (55.1) |\n"
+        "| 4 x IPC | **40.5 ± 0.5** (40.3) | failed (45.0) | missing (59.9) |\n"
+        "| 5 x IPC | missing (35.0) | missing (41.3) | **60.0 ± 0.0** (58.2) |\n"
+        "\nBest top-1 (%), mean ± std over repeats; the paper's figure in parentheses; bold: best of the row.\n")
+    tex = render_latex(table)
+    assert r"\textbf{46.2 $\pm$ 0.4} (45.4)" in tex and r"failed (45.0)" in tex and r"\toprule" in tex
+
+
+def test_report_refuses_mismatched_settings_in_one_cell(tmp_path):
+    fake_run(tmp_path, "a", pool_mult=4, ipc=10, lr=0.01)
+    fake_run(tmp_path, "b", pool_mult=4, ipc=10, lr=0.02)
+    with pytest.raises(ReportError, match=r"table4 cell \(4 x IPC, IPC 10\): runs with mismatched settings \(eval.lr\)"):
+        build_table(TABLES["table4"], collect_runs([tmp_path]))
+
+
+def test_build_report_writes_files_and_lists_failures(tmp_path):
+    fake_run(tmp_path / "runs", "a", pool_mult=4, ipc=10)
+    fake_run(tmp_path / "runs", "b", pool_mult=5, ipc=10, failed=True)
+    text = build_report([tmp_path / "runs"], tmp_path / "report")
+    assert "Table 4" in text and "Table 1" in text and "Table 2" not in text  # tables with no run are left out
+    assert "CUDA out of memory" in text and (tmp_path / "report" / "report.tex").is_file()
+    assert (tmp_path / "report" / "table4.png").is_file()
+
+
+def test_failed_job_is_recorded_and_the_sweep_goes_on(shared, tmp_path):
+    out = tmp_path / "outputs"
+    out.mkdir()
+    distill(shared, out, "-m", "experiment=smoke", "sampler.ipc=2", "sampler.candidate_ratio=0.5,1.5")
+    (failed,) = list(out.rglob("failed.json"))
+    assert "candidate_ratio" in json.loads(failed.read_text())["error"]
+    assert len(list(out.rglob("results.json"))) == 1
+    runs = collect_runs([out])
+    assert sorted(r.status for r in runs) == ["failed", "ok"]
+
+
+# ----------------------------------------------------------------------------- scale past one machine
+
+def test_submitit_local_launcher(shared, tmp_path):
+    out = tmp_path / "outputs"
+    out.mkdir()
+    distill(shared, out, "-m", "hydra/launcher=local", "experiment=smoke", "sampler=sas,random", "sampler.ipc=2",
+            "sampler.pool_mult=2")
+    assert len(list(out.rglob("results.json"))) == 2
+    assert list(out.rglob(".submitit"))  # the jobs really went through submitit
+
+
+def test_two_jobs_at_once_share_one_pool(tmp_path):
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    cache = tmp_path / "cache"
+    procs = [subprocess.Popen([sys.executable, str(ROOT / "distill.py"), "experiment=smoke", f"name=job{i}",
+                               "sampler.ipc=3", "sampler.pool_mult=3", f"paths.cache_dir={cache}",
+                               f"paths.output_root={tmp_path / 'outputs'}"], env=env, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-3000:]
+    (pool,) = (cache / "pools").iterdir()
+    pngs = list(pool.rglob("*.png"))
+    assert len(pngs) == 90 and not [p for p in pool.rglob(".*") if p.name != ".lock"]  # no stray temp files
+    jobs = [next((tmp_path / "outputs" / f"job{i}").rglob("results.json")).parent for i in range(2)]
+    a, b = (json.loads((j / "results.json").read_text()) for j in jobs)
+    assert a["best_top1_mean"] == b["best_top1_mean"]
+    assert (jobs[0] / "distilled" / "manifest.jsonl").read_text() == (jobs[1] / "distilled" / "manifest.jsonl").read_text()
