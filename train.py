@@ -4,8 +4,8 @@
     python train.py generator=ddpm dataset=cifar10                                # class-conditional DDPM
     python train.py generator=minimax trainer.devices=4 trainer.strategy=ddp      # several GPUs
 
-The trained weights land in diffusers layout in the run's output folder; point
-a pool at them with pool=minimax pool.model=<folder> (or pool=ddpm pool.model=...).
+The trained weights land in diffusers layout in ${paths.cache_dir}/generators/<kind>-<dataset>,
+where pool=minimax and pool=ddpm look for them by default (output_dir=... puts them elsewhere).
 """
 
 import hydra

@@ -114,6 +114,9 @@ def test_null_class_follows_the_model(tmp_path):
 def test_bad_inputs(tmp_path):
     with pytest.raises(FileNotFoundError, match="pool.checkpoint not found: .*missing.pt"):
         DiTSource(model=None, checkpoint=str(tmp_path / "missing.pt"))
+    with pytest.raises(FileNotFoundError, match=r"pool.model folder not found: .*minimax-imagewoof .*train.py"):
+        DiTSource(model=str(tmp_path / "generators" / "minimax-imagewoof"))
+    assert DiTSource(model="facebook/DiT-XL-2-256").model == "facebook/DiT-XL-2-256"  # a hub id: loaded lazily
     src = tiny_dit(class_ids="imagenet", **{"transformer_config.num_embeds_ada_norm": 100})
     with pytest.raises(ValueError, match=r"class 0 'Australian terrier' maps to id 193, outside the model's 100"):
         generate_pool(src, THREE, 1, 0, tmp_path, progress=False)

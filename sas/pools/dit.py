@@ -71,6 +71,11 @@ def resolve_device_dtype(device: str, dtype: str) -> tuple[torch.device, torch.d
     return dev, {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
 
 
+def _looks_local(name: str) -> bool:
+    """A filesystem path rather than a hub id ("facebook/DiT-XL-2-256")."""
+    return name.startswith(("/", ".", "~")) or os.sep + os.sep in name
+
+
 def _file_id(path: str) -> dict:
     st = os.stat(path)
     return {"path": str(Path(path).resolve()), "size": st.st_size, "mtime": int(st.st_mtime)}
@@ -102,6 +107,9 @@ class DiTSource:
             raise ValueError(f"pool.class_ids must be 'imagenet' or 'label', got '{self.class_ids}'")
         if self.checkpoint is not None and not Path(self.checkpoint).is_file():
             raise FileNotFoundError(f"pool.checkpoint not found: {self.checkpoint}")
+        if self.model is not None and _looks_local(self.model) and not Path(self.model).expanduser().exists():
+            raise FileNotFoundError(f"pool.model folder not found: {self.model} (a Minimax DiT is made by "
+                                    "python train.py generator=minimax dataset=<name>)")
         # all three may stay None when the pipeline trains the weights first (pool.train); _load checks again
 
     # ------------------------------------------------------------------ weights
