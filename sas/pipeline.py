@@ -113,7 +113,7 @@ def _encode_stage(cfg, plan, files, table, real_train):
     return feats.to(torch.float32), protos.to(torch.float32), embeddings_path(key, cfg.paths.cache_dir)
 
 
-def _write_selection(sel_dir: Path, name: str, sampler, selection, files, labels, table) -> None:
+def _write_selection(sel_dir: Path, name: str, selection, files, labels, table) -> None:
     from sas.data.distilled import MANIFEST, read_manifest, write_distilled
 
     rec = {k: v.tolist() for k, v in selection.record().items()}
@@ -242,7 +242,7 @@ def run(cfg, choices: dict | None = None) -> float:
             sel = sampler(feats[mine], torch.tensor([labels[i] for i in mine]), protos)
             sel_dir = out if name == main else out / "compare" / name
             sub_files, sub_labels = [files[i] for i in mine], [labels[i] for i in mine]
-            _write_selection(sel_dir, name, sampler, sel, sub_files, sub_labels, table)
+            _write_selection(sel_dir, name, sel, sub_files, sub_labels, table)
             tracker.log_selection(name, sel, sub_files, sub_labels, table)
             result = _evaluate_stage(cfg, plan, sel_dir, table, evaluation_split, tracker)
             results[name] = {"sampler": {"name": name, **sampler.config()}, "distilled": str(sel_dir / "distilled"),
