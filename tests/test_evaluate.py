@@ -92,3 +92,10 @@ def test_same_seed_same_run(digits):
     a = evaluate(train, val, TINY, protocol)["repeats"][0]["curve"]
     b = evaluate(train, val, TINY, protocol)["repeats"][0]["curve"]
     assert a == b
+
+
+def test_last_epoch_is_always_evaluated(digits):
+    train, val = digits
+    protocol = Protocol(epochs=5, evaluations=2, image_size=32, repeats=1, progress=False)  # every 2 epochs
+    curve = evaluate(train, val, TINY, protocol)["repeats"][0]["curve"]
+    assert [e for e, _ in curve] == [2, 4, 5]

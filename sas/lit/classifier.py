@@ -78,7 +78,8 @@ class Classifier(pl.LightningModule):
         correct = self.trainer.strategy.reduce(self._correct.float(), reduce_op="sum")
         total = self.trainer.strategy.reduce(self._total.float(), reduce_op="sum")
         top1 = float(correct / total)                                       # the one host sync
-        epoch = self.current_epoch + 1
+        # inside fit the epoch counter has not advanced yet; a validate() after fit sees it advanced
+        epoch = self.current_epoch + (0 if self.trainer.state.fn == "validate" else 1)
         self.curve.append((epoch, top1))
         p = self.hparams.metric_prefix
         metrics = {f"{p}val/top1": top1, f"{p}val/best_top1": self.best_top1, f"{p}epoch": float(epoch)}
