@@ -245,7 +245,7 @@ def run(cfg, choices: dict | None = None) -> float:
             _write_selection(sel_dir, name, sel, sub_files, sub_labels, table)
             tracker.log_selection(name, sel, sub_files, sub_labels, table)
             result = _evaluate_stage(cfg, plan, sel_dir, table, evaluation_split, tracker)
-            results[name] = {"sampler": {"name": name, **sampler.config()}, "distilled": str(sel_dir / "distilled"),
+            results[name] = {"sampler": {**sampler.config(), "choice": name}, "distilled": str(sel_dir / "distilled"),
                              "evaluation": result}
             tracker.log_results("main" if name == main else name, result)
         head = results[main]["evaluation"]
