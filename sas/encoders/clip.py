@@ -58,11 +58,9 @@ class OpenCLIPEncoder:
             raise ValueError(f"encoder.template must contain '{{}}' for the class name, got '{self.template}'")
 
     def key_config(self) -> dict:
-        pre = self.pretrained
-        if pre and Path(pre).is_file():
-            st = Path(pre).stat()
-            pre = {"path": str(Path(pre).resolve()), "size": st.st_size, "mtime": int(st.st_mtime)}
-        return {"kind": "open_clip", "model": self.model, "pretrained": pre, "preprocess": self.preprocess,
+        from sas.pools.store import weights_id
+        return {"kind": "open_clip", "model": self.model, "pretrained": weights_id(self.pretrained),
+                "preprocess": self.preprocess,
                 **({"init_seed": self.init_seed} if self.pretrained is None else {})}
 
     def _load(self):

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from sas.data.classes import ClassTable
-from sas.pools.dit import DiTSource, resolve_device_dtype
+from sas.pools.dit import resolve_device_dtype
+from sas.pools.store import weights_id
 
 __all__ = ["DDPMSource"]
 
@@ -39,7 +40,7 @@ class DDPMSource:
 
     def key_config(self) -> dict:
         dev, dt = resolve_device_dtype(self.device, self.dtype)
-        weights = ({"model": DiTSource._weights_id(self.model)} if self.model else
+        weights = ({"model": weights_id(self.model)} if self.model else
                    {"unet_config": self.unet_config, "init_seed": self.init_seed})
         return {"kind": "ddpm", **weights, "num_inference_steps": self.num_inference_steps,
                 "device_type": dev.type, "dtype": str(dt)}

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from sas.data.classes import ClassTable
+from sas.pools.store import weights_id
 
 __all__ = ["DiTSource", "respaced_timesteps", "dit_scheduler", "guided_output", "resolve_device_dtype"]
 
@@ -76,11 +77,6 @@ def _looks_local(name: str) -> bool:
     return name.startswith(("/", ".", "~")) or os.sep + os.sep in name
 
 
-def _file_id(path: str) -> dict:
-    st = os.stat(path)
-    return {"path": str(Path(path).resolve()), "size": st.st_size, "mtime": int(st.st_mtime)}
-
-
 @dataclass
 class DiTSource:
     model: str | None = "facebook/DiT-XL-2-256"     # diffusers pipeline: hub id or local folder
@@ -115,26 +111,15 @@ class DiTSource:
     # ------------------------------------------------------------------ weights
     def key_config(self) -> dict:
         dev, dt = resolve_device_dtype(self.device, self.dtype)
-        weights = ({"checkpoint": _file_id(self.checkpoint)} if self.checkpoint else
+        weights = ({"checkpoint": weights_id(self.checkpoint)} if self.checkpoint else
                    {"transformer_config": self.transformer_config, "init_seed": self.init_seed}
-                   if self.transformer_config is not None else {"model": self._weights_id(self.model)})
+                   if self.transformer_config is not None else {"model": weights_id(self.model)})
         vae = ({"vae_config": self.vae_config, "init_seed": self.init_seed} if self.vae_config is not None
-               else {"vae": self._weights_id(self.vae or self.model)})
+               else {"vae": weights_id(self.vae or self.model)})
         return {"kind": "dit", **weights, **vae, "class_ids": self.class_ids,
                 "guidance_scale": self.guidance_scale, "guidance": self.guidance,
                 "num_inference_steps": self.num_inference_steps, "latent_scale": self.latent_scale,
                 "device_type": dev.type, "dtype": str(dt)}
-
-    @staticmethod
-    def _weights_id(name: str | None):
-        if name is None:
-            return None
-        p = Path(name)
-        if p.exists():  # a local folder: its files' sizes and times stand for its content
-            files = sorted(q for q in p.rglob("*") if q.is_file())
-            return {"path": str(p.resolve()), "files": [[str(q.relative_to(p)), q.stat().st_size,
-                                                          int(q.stat().st_mtime)] for q in files]}
-        return name
 
     def _load(self):
         if self._loaded is not None:
