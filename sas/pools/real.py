@@ -12,7 +12,6 @@ CIFAR-10) are written once as PNGs into the cache.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from sas.data.classes import ClassTable
 from sas.data.images import DataError, list_class_files
@@ -42,18 +41,23 @@ class RealPool:
 
     @staticmethod
     def _materialise(data, table: ClassTable, cache_dir) -> list[list[str]]:
+        from sas.io import atomic_write_text
         from sas.pools.store import PoolStore
 
-        store = PoolStore.open(cache_dir, {"kind": "real", "source": data.load("train").source, "table": table.name},
-                               table)
+        # keyed by the dataset's settings, so a materialised split is reused without decoding it again
+        key = {"kind": "real", "dataset": data.name, "layout": data.layout, "root": data.root,
+               "image_size": data.image_size, "seed": data.seed, "table": table.name}
+        store = PoolStore.open(cache_dir, key, table)
         marker = store.root / "COMPLETE"
         if not marker.is_file():
-            train = data.load("train")
-            counters = [0] * len(table)
-            for img, y in zip(train.images, train.labels.tolist()):
-                if not store.has(y, counters[y]):
-                    store.write(y, counters[y], img)
-                counters[y] += 1
-            marker.write_text("\n".join(map(str, counters)) + "\n")
+            with store.lock():
+                if not marker.is_file():  # another job may have finished it meanwhile
+                    train = data.load("train")
+                    counters = [0] * len(table)
+                    for img, y in zip(train.images, train.labels.tolist()):
+                        if not store.has(y, counters[y]):
+                            store.write(y, counters[y], img)
+                        counters[y] += 1
+                    atomic_write_text(marker, "\n".join(map(str, counters)) + "\n")
         counts = [int(x) for x in marker.read_text().split()]
         return [[str(store.path(c, k)) for k in range(counts[c])] for c in range(len(table))]
