@@ -46,8 +46,7 @@ def build_plan(cfg) -> Plan:
 
     if cfg.get("sampler") is None:
         raise ConfigError("no sampler configured: choose one with sampler=<name>")
-    main_name = cfg.get("sampler_name") or "main"
-    samplers = {main_name: _build(cfg.sampler, "sampler")}
+    samplers = {"main": _build(cfg.sampler, "sampler")}
     for name, node in (cfg.get("compare") or {}).items():
         samplers[name] = _build(node, f"compare.{name}")
     ipcs = {s.ipc for s in samplers.values()}

@@ -92,7 +92,6 @@ def _pool_stage(cfg, plan, table) -> tuple[list[str], list[int]]:
         key = config_key(OmegaConf.to_container(tcfg, resolve=True) | {"paths": None})
         tcfg.output_dir = str(Path(cfg.paths.cache_dir) / "generators" / f"{train.generator.kind}-{key}")
         src.model = str(train_generator(tcfg))
-        src._loaded = None                                     # the DiT source reads the folder's own vae/
     store = generate_pool(src, table, plan.n_per_class, int(cfg.pool.seed), cfg.paths.cache_dir,
                           progress=cfg.progress)
     return store.paths(plan.n_per_class)
@@ -113,11 +112,9 @@ def _encode_stage(cfg, plan, files, table, real_train):
     return feats.to(torch.float32), protos.to(torch.float32), embeddings_path(key, cfg.paths.cache_dir)
 
 
-def _write_selection(sel_dir: Path, name: str, selection, files, labels, table) -> None:
+def _write_selection(sel_dir: Path, name: str, rec: dict, idx: list[int], files, labels, table) -> None:
     from sas.data.distilled import MANIFEST, read_manifest, write_distilled
 
-    rec = {k: v.tolist() for k, v in selection.record().items()}
-    idx = selection.indices.tolist()
     rows = [{"pool_index": i, "pool_file": files[i], "sampler": name,
              **{k: rec[k][i] for k in rec}} for i in idx]
     dist = sel_dir / "distilled"
@@ -242,8 +239,10 @@ def run(cfg, choices: dict | None = None) -> float:
             sel = sampler(feats[mine], torch.tensor([labels[i] for i in mine]), protos)
             sel_dir = out if name == main else out / "compare" / name
             sub_files, sub_labels = [files[i] for i in mine], [labels[i] for i in mine]
-            _write_selection(sel_dir, name, sel, sub_files, sub_labels, table)
-            tracker.log_selection(name, sel, sub_files, sub_labels, table)
+            rec = {k: v.tolist() for k, v in sel.record().items()}            # per image, as lists
+            idx = sel.indices.tolist()
+            _write_selection(sel_dir, name, rec, idx, sub_files, sub_labels, table)
+            tracker.log_selection(name, rec, idx, sub_files, sub_labels, table)
             result = _evaluate_stage(cfg, plan, sel_dir, table, evaluation_split, tracker)
             results[name] = {"sampler": {**sampler.config(), "choice": name}, "distilled": str(sel_dir / "distilled"),
                              "evaluation": result}

@@ -30,7 +30,7 @@ class Tracker:
 
         config = OmegaConf.to_container(cfg, resolve=True)
         choices = choices or {}
-        config["group_by"] = {"dataset": cfg.dataset.name, "sampler": choices.get("sampler", cfg.get("sampler_name")),
+        config["group_by"] = {"dataset": cfg.dataset.name, "sampler": choices.get("sampler"),
                               "ipc": cfg.sampler.ipc, "pool_mult": cfg.sampler.pool_mult,
                               "model": choices.get("model"), "pool": choices.get("pool"),
                               "encoder": choices.get("encoder")}
@@ -53,13 +53,12 @@ class Tracker:
             self.run.define_metric(f"repeat{r}/*", step_metric=f"repeat{r}/epoch")
         return RunLogger(experiment=self.run)
 
-    def log_selection(self, name: str, selection, files: list[str], labels: list[int], table,
+    def log_selection(self, name: str, rec: dict, idx: list[int], files: list[str], labels: list[int], table,
                       max_images: int = 200) -> None:
+        """rec: the selection's per-image record as lists; idx: the selected pool indices."""
         if self.run is None:
             return
         import wandb
-        rec = {k: v.tolist() for k, v in selection.record().items()}
-        idx = selection.indices.tolist()
         margin = rec.get("margin")
         images = [wandb.Image(files[i], caption=f"{table.names[labels[i]]}"
                               + (f" margin {margin[i]:.3f}" if margin else "")) for i in idx[:max_images]]

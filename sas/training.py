@@ -156,7 +156,8 @@ def train_generator(cfg) -> Path:
     if kind not in ("minimax", "ddpm"):
         raise ValueError(f"generator.kind must be minimax or ddpm, got '{kind}'")
     data = instantiate(cfg.dataset)
-    data.check() if data.layout not in ("digits", "cifar10") else None
+    if data.layout not in ("digits", "cifar10"):
+        data.check()
     out.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     (_train_minimax if kind == "minimax" else _train_ddpm)(cfg, data, out)

@@ -11,7 +11,6 @@ once per image and flip instead of once per step).
 
 from __future__ import annotations
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
