@@ -47,7 +47,7 @@ def bare_loop(train, val, model_spec: dict, protocol, epochs: int, device: str =
     for epoch in range(1, epochs + 1):
         net.train()
         for idx in torch.randperm(len(train), device=device).split(protocol.batch_size):
-            x, y_a, y_b, lam = cutmix(aug(x_tr[idx], g, rng), y_tr[idx], protocol.cutmix_beta,
+            x, y_a, y_b, lam = cutmix(aug(x_tr[idx], g), y_tr[idx], protocol.cutmix_beta,
                                       protocol.cutmix_prob, rng)
             out = net(x)
             loss = lam * F.cross_entropy(out, y_a) + (1 - lam) * F.cross_entropy(out, y_b)

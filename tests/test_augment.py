@@ -17,10 +17,10 @@ def gen(seed):
 def test_shapes_dtype_and_reproducibility():
     aug = TrainAugment(size=16)
     x = batch()
-    a = aug(x, gen(1), np.random.default_rng(1))
+    a = aug(x, gen(1))
     assert a.shape == (6, 3, 16, 16) and a.dtype == torch.float32
-    assert torch.equal(a, aug(x, gen(1), np.random.default_rng(1)))
-    assert not torch.equal(a, aug(x, gen(2), np.random.default_rng(1)))
+    assert torch.equal(a, aug(x, gen(1)))
+    assert not torch.equal(a, aug(x, gen(2)))
 
 
 def test_crop_boxes_follow_scale_and_ratio():
@@ -100,3 +100,46 @@ def test_cutmix_lambda_is_the_kept_area_of_a_beta_box(seed):
     rng = np.random.default_rng(seed)
     lams = [cutmix(torch.zeros(2, 1, 64, 64), torch.arange(2), 1.0, 1.0, rng)[3] for _ in range(1000)]
     assert 0.64 < np.mean(lams) < 0.74 and np.std(lams) > 0.15 and min(lams) >= 0 and max(lams) <= 1
+
+
+# ---- IDC's ColorJitter (utils.py): lerps, no clamping, a random order per image
+
+GRAY_W = (0.299, 0.587, 0.114)
+
+
+def _idc_jitter_one(img, factors, order):
+    """One image (3, H, W), written from IDC's equations: img.lerp(target, 1 - f) per op, in `order`."""
+    for op in order:
+        f = float(factors[op])
+        gray = sum(w * img[c] for c, w in enumerate(GRAY_W))                # (H, W)
+        target = (torch.zeros_like(img) if op == 0 else gray.mean().expand_as(img) if op == 1
+                  else gray.expand_as(img))
+        img = img + (1 - f) * (target - img)
+    return img
+
+
+def test_color_jitter_matches_idc_per_image_order_without_clamping():
+    aug = TrainAugment(size=8, brightness=0.4, contrast=0.4, saturation=0.4)
+    x = torch.rand(6, 3, 5, 5, generator=gen(0))
+    factors = torch.tensor([[1.4, 0.6, 1.3], [0.7, 1.35, 0.65], [1.2, 1.2, 0.6],
+                            [0.9, 0.61, 1.39], [1.39, 1.39, 1.39], [0.6, 1.4, 1.0]])
+    orders = torch.tensor([[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]])
+    out = aug.color_jitter(x, draws=(factors, orders))
+    ref = torch.stack([_idc_jitter_one(x[i], factors[i], orders[i].tolist()) for i in range(6)])
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    assert out.max() > 1.0 or out.min() < 0.0               # no clamping to [0, 1]
+
+
+def test_color_jitter_draws_an_order_per_image():
+    aug = TrainAugment(size=8)
+    factors, order = aug.jitter_draws(600, gen(0), "cpu")
+    assert torch.equal(order.sort(1).values, torch.arange(3).expand(600, 3))     # each row a permutation
+    assert len({tuple(r) for r in order.tolist()}) == 6                          # all orders, within one batch
+    assert factors.min() >= 0.6 and factors.max() <= 1.4 and factors.std() > 0.2
+
+
+def test_bright_pixels_are_not_clamped():
+    aug = TrainAugment(size=8, scale=(1, 1), ratio=(1, 1), flip=False, brightness=0.4, contrast=0,
+                       saturation=0, lighting=0, mean=(0, 0, 0), std=(1, 1, 1))
+    out = aug(torch.full((200, 3, 8, 8), 250, dtype=torch.uint8), gen(0))
+    assert out.max() > 1.2                                   # 250/255 * f with f up to 1.4

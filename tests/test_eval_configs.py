@@ -22,10 +22,23 @@ def test_idc_protocol_values():
     p = instantiate(cfg("+eval=idc").eval)
     assert isinstance(p, Protocol)
     assert (p.lr, p.momentum, p.weight_decay, p.batch_size) == (0.01, 0.9, 5e-4, 64)
-    assert [p.epochs_for(i) for i in (1, 10, 50, 100)] == [3000, 2000, 1500, 1000]
+    assert [p.epochs_for(i) for i in (1, 10, 50, 100, 500, 1000)] == [3000, 2000, 1500, 1000, 500, 300]
+    assert p.epochs_for(10, num_classes=100) == 1300
+    assert p.augment == "idc" and p.cutmix_prob == 1.0 and tuple(p.mean) == (0.485, 0.456, 0.406)
     assert p.cutmix_beta == 1.0 and p.cutmix_prob == 1.0 and p.lr_gamma == 0.2
     assert p.image_size == 224 and list(p.crop_scale) == [0.5, 1.0] and p.jitter == 0.4 and p.lighting == 0.1
     assert p.repeats == 3 and p.eval_every(2000) == 20
+
+
+def test_cifar_protocol_is_idcs_cifar10_path():
+    """IDC argument.py / test.py for cifar10: DSA on, CutMix p 0.5, 1000 epochs, 4 evaluations, CIFAR stats."""
+    from sas.data.dsa import DSAugment
+    p = instantiate(cfg("+eval=idc_cifar").eval)
+    assert p.augment == "dsa" and p.cutmix_prob == 0.5 and p.epochs_for(10) == p.epochs_for(50) == 1000
+    assert p.eval_every(p.epochs_for(10)) == 250 and p.image_size == 32
+    assert tuple(p.mean) == (0.4914, 0.4822, 0.4465) and tuple(p.std) == (0.2023, 0.1994, 0.2010)
+    aug = p.train_augment()
+    assert isinstance(aug, DSAugment) and aug.flip and aug.color and aug.geometric == ["crop", "scale", "rotate"]
 
 
 def test_fast_and_gpu_presets():

@@ -31,7 +31,12 @@ def test_summarize_mean_and_population_std():
 
 def test_epochs_by_ipc_and_eval_interval():
     p = Protocol()
-    assert [p.epochs_for(i) for i in (1, 2, 10, 11, 50, 51, 100)] == [3000, 2000, 2000, 1500, 1500, 1000, 1000]
+    # IDC argument.py ipc_epoch: <=1 3000, <=10 2000, <=50 1500, <=200 1000, <=500 500, else 300
+    assert [p.epochs_for(i) for i in (1, 2, 10, 11, 50, 51, 100, 200, 201, 500, 501)] == \
+        [3000, 2000, 2000, 1500, 1500, 1000, 1000, 1000, 500, 500, 300]
+    # x2/3 for exactly 100 classes, rounded down to a multiple of 100
+    assert [p.epochs_for(i, 100) for i in (1, 10, 50, 200, 500, 1000)] == [2000, 1300, 1000, 600, 300, 200]
+    assert p.epochs_for(10, 10) == 2000 and p.epochs_for(10, 1000) == 2000
     assert p.eval_every(2000) == 20 and p.eval_every(1500) == 15
     assert Protocol(epochs=7).epochs_for(50) == 7
     assert Protocol(epochs_by_ipc={"1": 3000, "10": 2000}).epochs_for(10) == 2000  # string keys from YAML

@@ -7,12 +7,14 @@
 
 Per image, as torchvision's transforms would do one image at a time:
 RandomResizedCrop(size, scale, ratio) -> horizontal flip (p 0.5) ->
-ColorJitter(brightness, contrast, saturation; one random order per batch) ->
+ColorJitter(brightness, contrast, saturation; own random order per image) ->
 PCA lighting (AlexNet eigen-decomposition of ImageNet RGB) -> normalise.
+The colour jitter is IDC's own (not torchvision's): lerps with no clamping,
+in a random order drawn per image.
 Crops are resampled with roi_align (bilinear, averaged over the bin: smooth
 when shrinking). Per-image draws use a torch Generator on the images' device;
-per-batch draws (jitter order, CutMix's box) use a numpy Generator on the host:
-no step waits on a device-to-host copy.
+CutMix's per-batch box uses a numpy Generator on the host: no step waits on a
+device-to-host copy.
 """
 
 from __future__ import annotations
@@ -94,12 +96,38 @@ class TrainAugment(nn.Module):
                          torch.full_like(ch, (h - fh) // 2))
         return torch.stack([x1, y1, x1 + cw, y1 + ch], 1)
 
-    def forward(self, images: Tensor, generator: torch.Generator | None = None,
-                host_rng: np.random.Generator | None = None) -> Tensor:
+    def jitter_draws(self, n: int, g: torch.Generator | None, device) -> tuple[Tensor, Tensor]:
+        """Per image: the factors (B, 3) of brightness / contrast / saturation, f ~ U(1 - s, 1 + s)
+        (s = 0: f = 1, the identity), and the order (B, 3) in which the three ops run."""
+        factors = torch.stack([_uniform(1 - s, 1 + s, n, g, device) for s in self.jitter], 1)
+        order = torch.rand(n, 3, generator=g, device=device).argsort(1)
+        return factors, order
+
+    def color_jitter(self, x: Tensor, g: torch.Generator | None = None, draws: tuple[Tensor, Tensor] | None = None
+                     ) -> Tensor:
+        """IDC's ColorJitter (its utils.py), batched: per image, brightness / contrast / saturation in a
+        random order of their own, each a lerp with a factor f ~ U(1 - s, 1 + s), no clamping:
+            brightness  f * x
+            contrast    f * x + (1 - f) * mean(gray(x))     (one mean per image)
+            saturation  f * x + (1 - f) * gray(x)           (per pixel)
+        (B, 3, S, S) float -> same.
+        """
+        n = x.shape[0]
+        factors, order = draws if draws is not None else self.jitter_draws(n, g, x.device)   # (B, 3) each
+        for step in range(3):
+            op = order[:, step].view(n, 1, 1, 1)                                          # (B, 1, 1, 1)
+            f = factors.gather(1, order[:, step:step + 1]).view(n, 1, 1, 1)               # that op's factor
+            gray = _gray(x)                                                               # (B, 1, S, S)
+            target = torch.where(op == 0, torch.zeros_like(gray),
+                                 torch.where(op == 1, gray.mean(dim=(1, 2, 3), keepdim=True), gray))
+            x = f * x + (1 - f) * target
+        return x
+
+    def forward(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """uint8 (B, 3, H, W) -> (B, 3, size, size) normalised float.
 
-        generator: draws of the per-image parameters (on the images' device);
-        host_rng: the jitter order of this batch (fixed order if None).
+        generator: every per-image draw (crop, flip, jitter factors and order, lighting), on the
+        images' device.
         """
         from torchvision.ops import roi_align
 
@@ -113,18 +141,7 @@ class TrainAugment(nn.Module):
         if self.flip:
             flip = torch.rand(n, generator=g, device=dev) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        for op in (host_rng.permutation(3).tolist() if host_rng is not None else (0, 1, 2)):
-            strength = self.jitter[op]
-            if strength <= 0:
-                continue
-            f = _uniform(max(0.0, 1 - strength), 1 + strength, n, g, dev).view(n, 1, 1, 1)
-            if op == 0:                                                      # brightness
-                x = (x * f).clamp_(0, 1)
-            elif op == 1:                                                    # contrast
-                m = _gray(x).mean(dim=(1, 2, 3), keepdim=True)
-                x = (f * x + (1 - f) * m).clamp_(0, 1)
-            else:                                                            # saturation
-                x = (f * x + (1 - f) * _gray(x)).clamp_(0, 1)
+        x = self.color_jitter(x, g)
         if self.lighting > 0:
             alpha = torch.randn(n, 3, generator=g, device=dev) * self.lighting      # (B, 3)
             vec = torch.tensor(PCA_EIGVEC, device=dev)

@@ -19,6 +19,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
+from sas.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from sas.data.images import ImageSet
 
 __all__ = ["Protocol", "evaluate", "summarize", "run_repeat"]
@@ -34,19 +35,26 @@ class Protocol:
     weight_decay: float = 5e-4
     batch_size: int = 64
     epochs: int | None = None                       # None: by IPC from epochs_by_ipc
-    epochs_by_ipc: dict = field(default_factory=lambda: {1: 3000, 10: 2000, 50: 1500})
-    epochs_otherwise: int = 1000                    # IPC above every key of epochs_by_ipc
+    # IDC argument.py ipc_epoch: <=1 3000, <=10 2000, <=50 1500, <=200 1000, <=500 500, else 300
+    epochs_by_ipc: dict = field(default_factory=lambda: {1: 3000, 10: 2000, 50: 1500, 200: 1000, 500: 500})
+    epochs_otherwise: int = 300                     # IPC above every key of epochs_by_ipc
+    # ... then x2/3 for exactly 100 classes, rounded down to a multiple of 100 (IDC: 2000 -> 1300)
+    epochs_scale_by_classes: dict = field(default_factory=lambda: {100: 2 / 3})
+    epochs_scaled_multiple: int = 100
     lr_milestones: tuple = (2 / 3, 5 / 6)           # fractions of the epochs
     lr_gamma: float = 0.2
     evaluations: int = 100                          # evaluate every epochs / evaluations epochs
     cutmix_beta: float = 1.0
     cutmix_prob: float = 1.0
     image_size: int = 224
+    augment: str = "idc"                            # idc (RRC, flip, jitter, lighting) | dsa (IDC's CIFAR) | none
+    mean: tuple = IMAGENET_MEAN                     # normalisation (train and val)
+    std: tuple = IMAGENET_STD
+    dsa_strategy: str = "color_crop_flip_scale_rotate"
     crop_scale: tuple = (0.5, 1.0)                  # RandomResizedCrop scale
     flip: bool = True
     jitter: float = 0.4                             # brightness = contrast = saturation
     lighting: float = 0.1                           # PCA lighting std
-    augment: bool = True
     eval_batch_size: int = 500
     repeats: int = 3
     seed: int = 0
@@ -59,6 +67,10 @@ class Protocol:
     progress: bool = True                           # Lightning's progress bar
 
     def __post_init__(self):
+        if isinstance(self.augment, bool):            # older configs: true / false
+            self.augment = "idc" if self.augment else "none"
+        if self.augment not in ("idc", "dsa", "none"):
+            raise ValueError(f"eval.augment must be idc, dsa or none, got '{self.augment}'")
         for key in ("lr", "batch_size", "evaluations", "repeats", "image_size", "eval_batch_size"):
             if getattr(self, key) <= 0:
                 raise ValueError(f"eval.{key} must be > 0, got {getattr(self, key)}")
@@ -67,16 +79,32 @@ class Protocol:
         if not 0 <= self.cutmix_prob <= 1:
             raise ValueError(f"eval.cutmix_prob must be in [0, 1], got {self.cutmix_prob}")
 
-    def epochs_for(self, ipc: int | None) -> int:
-        """The protocol's epochs: explicit, else by IPC (<=1: 3000, <=10: 2000, <=50: 1500, else 1000)."""
+    def epochs_for(self, ipc: int | None, num_classes: int | None = None) -> int:
+        """The protocol's epochs: explicit, else IDC's rule by IPC (and by class count, see the fields)."""
         if self.epochs is not None:
             return int(self.epochs)
         if ipc is None:
             raise ValueError("eval.epochs is null, so the IPC is needed to choose the epochs")
-        for bound in sorted(int(k) for k in self.epochs_by_ipc):
-            if ipc <= bound:
-                return int(self.epochs_by_ipc[bound] if bound in self.epochs_by_ipc else self.epochs_by_ipc[str(bound)])
-        return int(self.epochs_otherwise)
+        table = {int(k): int(v) for k, v in self.epochs_by_ipc.items()}      # YAML may give string keys
+        epochs = next((table[b] for b in sorted(table) if ipc <= b), int(self.epochs_otherwise))
+        scale = {int(k): float(v) for k, v in self.epochs_scale_by_classes.items()}.get(num_classes)
+        if scale is not None:
+            epochs = int(scale * epochs)
+            epochs -= epochs % self.epochs_scaled_multiple
+        return epochs
+
+    def train_augment(self):
+        """The train-time augmentation module: uint8 (B, 3, H, W) + generator -> normalised float."""
+        from sas.data.augment import TrainAugment
+        from sas.data.dsa import DSAugment
+
+        if self.augment == "idc":
+            return TrainAugment(self.image_size, scale=tuple(self.crop_scale), flip=self.flip,
+                                brightness=self.jitter, contrast=self.jitter, saturation=self.jitter,
+                                lighting=self.lighting, mean=self.mean, std=self.std)
+        if self.augment == "dsa":
+            return DSAugment(self.dsa_strategy, mean=self.mean, std=self.std)
+        return None
 
     def eval_every(self, epochs: int) -> int:
         return max(1, epochs // self.evaluations)
@@ -99,7 +127,6 @@ def run_repeat(train: ImageSet, val: ImageSet, model: dict, protocol: Protocol, 
     import pytorch_lightning as pl
     import torch
 
-    from sas.data.augment import TrainAugment
     from sas.lit.classifier import Classifier
     from sas.lit.datamodule import ResidentDataModule
     from sas.models import build_model
@@ -115,10 +142,8 @@ def run_repeat(train: ImageSet, val: ImageSet, model: dict, protocol: Protocol, 
                         lr_gamma=protocol.lr_gamma, cutmix_beta=protocol.cutmix_beta,
                         cutmix_prob=protocol.cutmix_prob, seed=seed, channels_last=protocol.channels_last,
                         metric_prefix=f"repeat{repeat}/")
-    augment = TrainAugment(protocol.image_size, scale=tuple(protocol.crop_scale), flip=protocol.flip,
-                           brightness=protocol.jitter, contrast=protocol.jitter, saturation=protocol.jitter,
-                           lighting=protocol.lighting) if protocol.augment else None
-    dm = ResidentDataModule(train, val, augment, protocol.batch_size, protocol.eval_batch_size, seed)
+    dm = ResidentDataModule(train, val, protocol.train_augment(), protocol.batch_size, protocol.eval_batch_size,
+                            seed, mean=protocol.mean, std=protocol.std)
     trainer = pl.Trainer(
         max_epochs=epochs, check_val_every_n_epoch=protocol.eval_every(epochs),
         accelerator=protocol.accelerator, devices=protocol.devices, strategy=protocol.strategy,
@@ -138,7 +163,7 @@ def evaluate(train: ImageSet, val: ImageSet, model: dict, protocol: Protocol, ip
     """Run protocol.repeats trainings (skipping those in `completed`) -> result dict (JSON-ready)."""
     if len(train) == 0:
         raise ValueError(f"empty training set: {train.source}")
-    epochs = protocol.epochs_for(ipc)
+    epochs = protocol.epochs_for(ipc, train.num_classes)
     done = {int(r["repeat"]): r for r in (completed or [])}
     repeats = []
     for r in range(protocol.repeats):
