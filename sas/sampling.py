@@ -23,6 +23,8 @@ The rules (they decide results):
             member nearest the class mean.
   herding   greedily add the member that brings the selected mean closest to the
             class mean.
+            (kcenter, herding: squared distances within the tie tolerance of the
+            best count as tied.)
   random    seeded uniform subset per class.
   ablation  paper Table 6: score = enabled ones of relevance and separation; with
             use_div, SAS's two stages on that score (no score: stage 2 over the
@@ -108,6 +110,17 @@ def _walk(p: Prepared, order: Tensor, take: Tensor, ipc: int) -> Tensor:
     for idx, dist in angular_blocks(p, order, take):                       # (B, k), (B, k, k)
         selected[idx[diversity_walk(dist, ipc, p.tol)]] = True
     return selected
+
+
+def _first_best(x: Tensor, tol: float, lowest: bool) -> Tensor:
+    """(B, n) -> (B,) the lowest column index whose value is within tol of the row's min (or max).
+
+    Squared distances computed by expansion carry rounding error, so values within
+    the tie tolerance of the best are ties, and ties go to the lower pool index.
+    """
+    best = x.amin(1, keepdim=True) if lowest else x.amax(1, keepdim=True)
+    near = x <= best + tol if lowest else x >= best - tol
+    return near.int().argmax(1)                                             # first True
 
 
 def _random_keys(n: int, seed: int, device) -> Tensor:
@@ -268,12 +281,12 @@ class KCenter(Sampler):
                 return sq + (c * c).sum(-1, keepdim=True) - 2 * torch.bmm(f, c[:, :, None])[..., 0]
 
             chosen = torch.zeros_like(sq, dtype=torch.bool)
-            nxt = sqdist(f.mean(1)).argmin(1)                               # nearest the class mean
+            nxt = _first_best(sqdist(f.mean(1)), p.tol, lowest=True)        # nearest the class mean
             nearest = torch.full_like(sq, torch.inf)
             for _ in range(self.ipc):
                 chosen[rows, nxt] = True
                 nearest = torch.minimum(nearest, sqdist(f[rows, nxt]))
-                nxt = nearest.masked_fill(chosen, -torch.inf).argmax(1)     # farthest from all centres
+                nxt = _first_best(nearest.masked_fill(chosen, -torch.inf), p.tol, lowest=False)  # farthest
             selected[idx[chosen]] = True
         return selected, self._everyone(p)
 
@@ -297,7 +310,7 @@ class Herding(Sampler):
             for t in range(self.ipc):
                 # ||(total + x) / (t+1) - mu||^2 (t+1)^2 = |x|^2 + 2 x.(total - (t+1) mu) + const
                 crit = sq + 2 * torch.bmm(f, (total - (t + 1) * mu)[:, :, None])[..., 0]
-                nxt = crit.masked_fill(chosen, torch.inf).argmin(1)
+                nxt = _first_best(crit.masked_fill(chosen, torch.inf), p.tol, lowest=True)
                 chosen[rows, nxt] = True
                 total += f[rows, nxt]
             selected[idx[chosen]] = True

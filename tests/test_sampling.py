@@ -266,3 +266,19 @@ def test_every_sampler_on_device(name, device):
     assert got.indices.device.type == device
     assert got.indices.tolist() == sampler(feats, labels, text).indices.tolist()
     assert torch.bincount(labels[got.indices.cpu()]).tolist() == [3] * 4
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kcenter_and_herding_exact_ties_by_construction_go_to_the_lower_index(dtype):
+    """Two images per class: both are exactly as far from the class mean, so IPC 1 is a tie that
+    rounding of the expanded squared distances must not decide (issue: pool_mult 2, IPC 1)."""
+    g = torch.Generator().manual_seed(0)
+    C = 300
+    feats = torch.nn.functional.normalize(torch.randn(2 * C, 16, generator=g, dtype=torch.float64), dim=1).to(dtype)
+    labels = torch.arange(C).repeat_interleave(2)
+    first = torch.arange(C) * 2                                     # the lower pool index of each pair
+    assert kcenter_select(feats, labels, ipc=1).tolist() == first.tolist()
+    assert herding_select(feats, labels, ipc=1).tolist() == first.tolist()
+    # a mirrored triple: the two outer points are equidistant from the centre one picked first
+    trip = torch.tensor([[1.0, 0.3, 0.0], [1.0, 0.0, 0.0], [1.0, -0.3, 0.0]], dtype=dtype)
+    assert kcenter_select(trip, torch.zeros(3, dtype=torch.long), ipc=2).tolist() == [0, 1]
