@@ -64,25 +64,18 @@ def _plain(x):
 
 
 def _load_dit(g):
-    from diffusers import AutoencoderKL, DiTTransformer2DModel
+    from sas.generators.dit import load_transformer, load_vae
 
-    torch.manual_seed(g.get("init_seed", 0))
-    tcfg, vcfg = _plain(g.get("transformer_config")), _plain(g.get("vae_config"))
-    if g.get("checkpoint"):
-        from sas.pools.minimax import load_original_checkpoint
-        transformer = load_original_checkpoint(g.checkpoint, tcfg)
-    elif tcfg:
-        transformer = DiTTransformer2DModel(**tcfg)
-    else:
-        transformer = DiTTransformer2DModel.from_pretrained(g.pretrained, subfolder="transformer")
-    vae = AutoencoderKL(**vcfg) if vcfg else AutoencoderKL.from_pretrained(g.vae)
+    transformer = load_transformer(g.get("pretrained"), g.get("checkpoint"), _plain(g.get("transformer_config")),
+                                   g.get("init_seed", 0))
+    vae = load_vae(g.get("vae"), _plain(g.get("vae_config")), init_seed=g.get("init_seed", 0))
     return transformer, vae
 
 
 def _train_minimax(cfg, data, out: Path) -> None:
     from sas.lit.latents import LatentDataModule, encode_moments
     from sas.lit.minimax import MinimaxModule
-    from sas.pools.minimax import fold_difffit
+    from sas.generators.difffit import fold_difffit
     from sas.pools.store import config_key
 
     g = cfg.generator

@@ -8,7 +8,7 @@ import torch
 from diffusers import DiTTransformer2DModel
 
 from sas.lit.minimax import MinimaxMemory, MinimaxModule, cosine_matrix
-from sas.pools.minimax import add_difffit, convert_original_state_dict, fold_difffit, load_original_checkpoint
+from sas.generators.difffit import add_difffit, convert_original_state_dict, fold_difffit, load_original_checkpoint
 
 TINY = dict(num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8, num_layers=2,
             sample_size=8, patch_size=2, num_embeds_ada_norm=10)

@@ -28,7 +28,8 @@ import torch
 from torch import Tensor
 
 from sas.lit.diffusion import GaussianDiffusion
-from sas.pools.minimax import add_difffit
+from sas.generators.difffit import add_difffit
+from sas.generators.dit import match_original_dit
 
 __all__ = ["MinimaxMemory", "MinimaxModule", "cosine_matrix"]
 
@@ -71,7 +72,7 @@ class MinimaxModule(pl.LightningModule):
                  difffit_blocks: int = 14, class_dropout_prob: float = 0.1, minimax: bool = True):
         super().__init__()
         self.save_hyperparameters(ignore=["transformer"])
-        self.transformer = add_difffit(transformer, difffit_blocks)
+        self.transformer = add_difffit(match_original_dit(transformer), difffit_blocks)
         emb = self.transformer.transformer_blocks[0].norm1.emb.class_embedder
         emb.dropout_prob = 0.0                               # dropped once per sample in training_step
         self.null_class = null_class if null_class is not None else int(transformer.config.num_embeds_ada_norm)

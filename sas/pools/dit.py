@@ -15,8 +15,14 @@ for DiTs trained on the dataset's own classes).
 
 Weights: a diffusers DiT pipeline (hub id or local folder with transformer/ and
 vae/), a separate VAE id or folder, an original-layout checkpoint (.pt, DiT or
-Minimax; converted on load, see sas.pools.minimax), or random init from
-`transformer_config` / `vae_config` (tests and benchmarks).
+Minimax; converted on load, see sas.generators.difffit), or random init from
+`transformer_config` / `vae_config` (tests and benchmarks). Every path is set
+to compute what the original DiT computes (timestep features, LayerNorm eps:
+sas.generators.dit.match_original_dit).
+
+Precision: float32 with TF32 matmuls by default, as the original samples; with
+`dtype: bfloat16` only the networks run under autocast, while the latent state,
+the guidance and the scheduler step stay float32.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from pathlib import Path
 import torch
 
 from sas.data.classes import ClassTable
+from sas.generators.dit import set_tf32
 from sas.pools.store import weights_id
 
 __all__ = ["DiTSource", "respaced_timesteps", "dit_scheduler", "guided_output", "resolve_device_dtype"]
@@ -64,12 +71,18 @@ def guided_output(out: torch.Tensor, batch: int, scale: float, channels: int) ->
     return torch.cat([guided, cond[:, channels:]], dim=1)
 
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
 def resolve_device_dtype(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
+    """device auto: CUDA when present; dtype auto: float32 (what the original samplers run)."""
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
     if dtype == "auto":
-        return dev, torch.bfloat16 if dev.type == "cuda" else torch.float32
-    return dev, {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+        return dev, torch.float32
+    if dtype not in DTYPES:
+        raise ValueError(f"pool.dtype must be auto, {', '.join(DTYPES)}; got '{dtype}'")
+    return dev, DTYPES[dtype]
 
 
 def _looks_local(name: str) -> bool:
@@ -91,7 +104,9 @@ class DiTSource:
     num_inference_steps: int = 50
     latent_scale: float = 0.18215
     device: str = "auto"
-    dtype: str = "auto"                              # auto: bf16 on GPU, fp32 on CPU
+    dtype: str = "float32"                           # float32: the original's precision; bfloat16: the network
+                                                     # under autocast, latents / guidance / scheduler in float32
+    tf32: bool = True                                # TF32 matmuls for float32 (the original's sample.py allows them)
     batch: int | str = "auto"                        # images per batch; auto: by free device memory
     compile: bool = False
     _loaded: tuple = field(default=None, init=False, repr=False)
@@ -116,7 +131,7 @@ class DiTSource:
                    if self.transformer_config is not None else {"model": weights_id(self.model)})
         vae = ({"vae_config": self.vae_config, "init_seed": self.init_seed} if self.vae_config is not None
                else {"vae": weights_id(self.vae or self.model)})
-        return {"kind": "dit", **weights, **vae, "class_ids": self.class_ids,
+        return {"kind": "dit", "dit_features": "original", **weights, **vae, "class_ids": self.class_ids,
                 "guidance_scale": self.guidance_scale, "guidance": self.guidance,
                 "num_inference_steps": self.num_inference_steps, "latent_scale": self.latent_scale,
                 "device_type": dev.type, "dtype": str(dt)}
@@ -124,30 +139,17 @@ class DiTSource:
     def _load(self):
         if self._loaded is not None:
             return self._loaded
-        from diffusers import AutoencoderKL, DiTTransformer2DModel
+        from sas.generators.dit import load_transformer, load_vae
 
         dev, dt = resolve_device_dtype(self.device, self.dtype)
         if self.model is None and self.transformer_config is None and self.checkpoint is None:
             raise ValueError("pool needs weights: model (hub id / folder), checkpoint (.pt), transformer_config"
                              " or pool.train")
-        torch.manual_seed(self.init_seed)
-        if self.checkpoint is not None:
-            from sas.pools.minimax import load_original_checkpoint
-            transformer = load_original_checkpoint(self.checkpoint, self.transformer_config)
-        elif self.transformer_config is not None:
-            transformer = DiTTransformer2DModel(**self.transformer_config)
-        else:
-            transformer = DiTTransformer2DModel.from_pretrained(self.model, subfolder="transformer")
-        if self.vae_config is not None:
-            vae = AutoencoderKL(**self.vae_config)
-        elif self.vae is not None:
-            vae = AutoencoderKL.from_pretrained(self.vae)
-        else:
-            vae = AutoencoderKL.from_pretrained(self.model, subfolder="vae")
+        set_tf32(self.tf32)
+        transformer = load_transformer(self.model, self.checkpoint, self.transformer_config, self.init_seed)
+        vae = load_vae(self.vae, self.vae_config, self.model, self.init_seed)
         transformer = transformer.to(dev).eval()
         vae = vae.to(dev).eval()
-        if dt != torch.float32:
-            transformer, vae = transformer.to(dtype=dt), vae.to(dtype=dt)
         net = torch.compile(transformer) if self.compile else transformer
         self._loaded = (transformer, net, vae, dev, dt)
         return self._loaded
@@ -176,11 +178,12 @@ class DiTSource:
     def batch_size(self) -> int:
         if self.batch != "auto":
             return int(self.batch)
-        transformer, _, _, dev, _ = self._load()
+        transformer, _, _, dev, dt = self._load()
         if dev.type != "cuda":
             return 8
         free, _ = torch.cuda.mem_get_info(dev)
-        per_image = 40 * 2 ** 20 * max(1, transformer.config.num_layers // 14)  # doubled batch, bf16, no grad
+        per_image = (40 if dt == torch.bfloat16 else 80) * 2 ** 20 * max(1, transformer.config.num_layers // 14)
+        # doubled batch (cond + uncond), no grad; float32 activations take twice bf16's
         return int(max(8, min(500, free * 0.6 // per_image)))
 
     # ------------------------------------------------------------------ sampling
@@ -189,7 +192,8 @@ class DiTSource:
         transformer, net, vae, dev, dt = self._load()
         cfg = transformer.config
         B, C, S = len(labels), cfg.in_channels, cfg.sample_size
-        x = torch.stack([torch.randn(C, S, S, generator=g) for g in generators]).to(dev, dt)  # (B, C, S, S)
+        low = torch.autocast(dev.type, dtype=dt, enabled=dt != torch.float32)      # only the networks
+        x = torch.stack([torch.randn(C, S, S, generator=g) for g in generators]).to(dev)   # (B, C, S, S) float32
         y = torch.tensor(self._model_labels(labels), device=dev)
         null = torch.full_like(y, cfg.num_embeds_ada_norm)              # the "no class" row
         y2 = torch.cat([y, null])                                       # (2B,)
@@ -198,9 +202,12 @@ class DiTSource:
         sched.set_timesteps(timesteps=respaced_timesteps(sched.config.num_train_timesteps, self.num_inference_steps))
         for t in sched.timesteps:
             tt = torch.full((2 * B,), int(t), device=dev)
-            out = net(torch.cat([x, x]), timestep=tt, class_labels=y2).sample     # (2B, C', S, S)
+            with low:
+                out = net(torch.cat([x, x]), timestep=tt, class_labels=y2).sample     # (2B, C', S, S)
+            out = out.float()
             out = guided_output(out, B, self.guidance_scale, guided_channels) if self.guidance_scale != 1 \
                 else out[:B]
-            x = sched.step(out.float(), t, x.float(), generator=generators).prev_sample.to(dt)
-        images = vae.decode(x / self.latent_scale).sample                         # (B, 3, H, W) in [-1, 1]
+            x = sched.step(out, t, x, generator=generators).prev_sample           # float32 state
+        with low:
+            images = vae.decode(x / self.latent_scale).sample                     # (B, 3, H, W) in [-1, 1]
         return ((images.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)

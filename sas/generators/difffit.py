@@ -1,4 +1,4 @@
-"""Minimax DiT: DiffFit surgery on a diffusers DiT, and original checkpoints converted to diffusers.
+"""DiffFit surgery on a diffusers DiT (Minimax's fine-tuning), and original checkpoints converted to diffusers.
 
     add_difffit(transformer, blocks=14)        # per-block scales, tied embedders, DiffFit trainables
     plain = fold_difffit(transformer)          # scales folded into the weights: a plain DiT again
@@ -153,19 +153,33 @@ def convert_original_state_dict(sd: dict, num_heads: int | None = None) -> tuple
     return out, config
 
 
+def _safe_load(path):
+    """torch.load that never unpickles arbitrary objects: tensors and containers, plus the argparse
+    Namespace that facebookresearch/DiT and Minimax checkpoints store under "args"."""
+    import argparse
+    import pickle
+
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as err:
+        raise ValueError(f"{path}: refusing to load this checkpoint: it holds objects other than tensors and the "
+                         f"argparse Namespace of DiT / Minimax checkpoints, and unpickling them could run code "
+                         f"({str(err).splitlines()[0][:200]})") from None
+
+
 def load_original_checkpoint(path, transformer_config: dict | None = None):
-    """A DiTTransformer2DModel from an original-layout checkpoint file (EMA weights when present)."""
+    """A DiTTransformer2DModel from an original-layout checkpoint file (EMA weights when present),
+    set to compute what the original DiT computes (sas.generators.dit.match_original_dit)."""
     from pathlib import Path
 
     from diffusers import DiTTransformer2DModel
 
+    from sas.generators.dit import match_original_dit
+
     if not Path(path).is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # Minimax / DiT checkpoints also pickle their argparse args
-        log.warning("loading %s with weights_only=False (it holds non-tensor objects)", path)
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = _safe_load(path)
     sd = ckpt.get("ema") or ckpt.get("model") or ckpt if isinstance(ckpt, dict) else None
     if not isinstance(sd, dict):
         raise ValueError(f"{path}: expected a state dict (or a dict with 'ema' / 'model'), got {type(ckpt).__name__}")
@@ -174,4 +188,4 @@ def load_original_checkpoint(path, transformer_config: dict | None = None):
     config.update({k: v for k, v in (transformer_config or {}).items() if k in ("sample_size", "norm_num_groups")})
     model = DiTTransformer2DModel(**config)
     model.load_state_dict(converted, strict=True)
-    return model
+    return match_original_dit(model)

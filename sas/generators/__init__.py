@@ -1,0 +1,1 @@
+"""Generators: the DiT / VAE loader, DiffFit and original-checkpoint conversion (more to move here)."""
