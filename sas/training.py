@@ -38,9 +38,12 @@ def _trainer(cfg, out: Path, callbacks: list, max_epochs: int):
         from pytorch_lightning.loggers import WandbLogger
         logger = WandbLogger(project=cfg.logger.project, mode=cfg.logger.mode, save_dir=str(out),
                              name=f"train-{cfg.generator.kind}")
+    g = cfg.generator
+    max_steps = g.get("max_steps") or cfg.trainer.get("max_steps", -1) or -1
     return pl.Trainer(max_epochs=max_epochs, accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices,
                       strategy=cfg.trainer.strategy, precision=cfg.trainer.precision,
-                      max_steps=cfg.trainer.get("max_steps", -1) or -1, callbacks=[ckpt, *callbacks],
+                      gradient_clip_val=g.get("grad_clip_norm"), accumulate_grad_batches=g.get("grad_accumulation", 1),
+                      max_steps=max_steps, callbacks=[ckpt, *callbacks],
                       logger=logger, enable_model_summary=False, log_every_n_steps=cfg.trainer.get("log_every", 50),
                       enable_progress_bar=cfg.trainer.get("progress", True))
 
@@ -51,11 +54,13 @@ def _resume_path(out: Path) -> str | None:
     return str(max(found, key=lambda p: p.stat().st_mtime)) if found else None
 
 
-def _ema(decay):
-    if decay is None:
+def _ema(g, from_start: bool):
+    """The generator's EMA callback (sas.generators.ema.EMA), or none when ema_decay is null."""
+    if g.get("ema_decay") is None:
         return []
-    from pytorch_lightning.callbacks import EMAWeightAveraging
-    return [EMAWeightAveraging(decay=float(decay))]
+    from sas.generators.ema import EMA
+    return [EMA(decay=float(g.ema_decay), from_start=from_start, warmup_inv_gamma=g.get("ema_inv_gamma"),
+                warmup_power=g.get("ema_power", 0.75))]
 
 
 def _plain(x):
@@ -70,6 +75,14 @@ def _load_dit(g):
                                    g.get("init_seed", 0))
     vae = load_vae(g.get("vae"), _plain(g.get("vae_config")), init_seed=g.get("init_seed", 0))
     return transformer, vae
+
+
+def _sample_vae(g, train_vae):
+    """The VAE saved with the trained DiT for sampling (Minimax: sd-vae-ft-mse; it encodes with ft-ema)."""
+    if g.get("vae_config") is not None or not g.get("sample_vae") or g.get("sample_vae") == g.get("vae"):
+        return train_vae
+    from sas.generators.dit import load_vae
+    return load_vae(g.sample_vae)
 
 
 def _train_minimax(cfg, data, out: Path) -> None:
@@ -105,17 +118,16 @@ def _train_minimax(cfg, data, out: Path) -> None:
         blob = {"moments": moments, "labels": images.labels}
         atomic_torch_save(blob, cache)
     labels = blob["labels"]
-    dm = LatentDataModule(blob["moments"], labels, torch.tensor(model_ids)[labels],
-                          batch_size=g.batch_size // max(1, int(cfg.trainer.get("num_processes", 1))),
+    dm = LatentDataModule(blob["moments"], labels, torch.tensor(model_ids)[labels], batch_size=g.batch_size,
                           latent_scale=g.latent_scale, seed=cfg.seed)
     module = MinimaxModule(transformer, lr=g.lr, weight_decay=g.weight_decay, lambda_pos=g.lambda_pos,
                            lambda_neg=g.lambda_neg, memory_size=g.memory_size, difffit_blocks=g.difffit_blocks,
                            class_dropout_prob=g.class_dropout_prob, minimax=g.get("minimax", True))
-    trainer = _trainer(cfg, out, _ema(g.get("ema_decay")), g.epochs)
+    trainer = _trainer(cfg, out, _ema(g, from_start=True), g.epochs)
     trainer.fit(module, dm, ckpt_path=_resume_path(out))
     if trainer.is_global_zero:
         fold_difffit(module.transformer).save_pretrained(out / "transformer")
-        vae.save_pretrained(out / "vae")
+        _sample_vae(g, vae).save_pretrained(out / "vae")
 
 
 def _train_ddpm(cfg, data, out: Path) -> None:
@@ -128,8 +140,13 @@ def _train_ddpm(cfg, data, out: Path) -> None:
     if images.images.shape[-1] != unet_config["sample_size"]:
         raise ValueError(f"generator.unet.sample_size={unet_config['sample_size']} but the dataset images are "
                          f"{images.images.shape[-1]} px (set dataset.image_size)")
-    module = DDPMModule(unet_config, lr=g.lr, weight_decay=g.get("weight_decay", 0.0))
-    trainer = _trainer(cfg, out, _ema(g.get("ema_decay")), g.epochs)
+    module = DDPMModule(unet_config, lr=g.lr, weight_decay=g.get("weight_decay", 0.0),
+                        betas=tuple(g.get("adam_betas", (0.95, 0.999))), eps=g.get("adam_eps", 1e-8),
+                        num_train_timesteps=g.get("num_train_timesteps", 1000),
+                        beta_schedule=g.get("beta_schedule", "squaredcos_cap_v2"),
+                        prediction_type=g.get("prediction_type", "sample"), warmup_steps=g.get("warmup_steps", 500),
+                        lr_schedule=g.get("lr_schedule", "cosine"))
+    trainer = _trainer(cfg, out, _ema(g, from_start=False), g.epochs)
     trainer.fit(module, ImageDataModule(images.images, images.labels, g.batch_size), ckpt_path=_resume_path(out))
     if trainer.is_global_zero:
         module.save_pipeline(out)
@@ -152,6 +169,8 @@ def train_generator(cfg) -> Path:
     if data.layout not in ("digits", "cifar10"):
         data.check()
     out.mkdir(parents=True, exist_ok=True)
+    from sas.generators.dit import set_tf32
+    set_tf32(cfg.trainer.get("tf32", True))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     (_train_minimax if kind == "minimax" else _train_ddpm)(cfg, data, out)
     if pl.utilities.rank_zero_only.rank == 0:

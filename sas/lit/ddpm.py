@@ -1,10 +1,20 @@
 """A class-conditional pixel-space DDPM (diffusers UNet2DModel with class embeddings) as a LightningModule.
 
     module = DDPMModule(unet_config={"sample_size": 32, ..., "num_class_embeds": 10})
-    pl.Trainer(max_epochs=...).fit(module, ImageDataModule(images, labels))
+    pl.Trainer(max_epochs=..., gradient_clip_val=1.0).fit(module, ImageDataModule(images, labels, batch_size=128))
 
-The paper's CIFAR-10 pool source: eps-prediction MSE at uniform timesteps of a
-linear-beta DDPM (1,000 steps), AdamW. Sampling is `sas.pools.ddpm.DDPMSource`.
+The paper's CIFAR-10 pool source [20] (a class-conditional fork of diffusers'
+train_unconditional.py example). Every setting is a named value
+(conf/generator/ddpm.yaml):
+  noise schedule     `beta_schedule` over `num_train_timesteps` (squaredcos_cap_v2, 1000)
+  prediction         `prediction_type`: sample (the model predicts x0; loss
+                     mean(snr_t * (x0_hat - x0)^2), snr_t = abar_t / (1 - abar_t), the
+                     example's SNR weighting) or epsilon (plain MSE on the noise)
+  optimiser          AdamW(lr, betas, eps, weight_decay); diffusers' get_scheduler(`lr_schedule`):
+                     linear warm-up over `warmup_steps`, then cosine to 0 at the last optimiser step
+  EMA, clipping, accumulation: callbacks / Trainer settings (sas.training)
+Sampling is `sas.pools.ddpm.DDPMSource`, with the scheduler saved here (so the
+prediction type and schedule travel with the weights).
 """
 
 from __future__ import annotations
@@ -14,7 +24,16 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-__all__ = ["DDPMModule", "ImageDataModule"]
+from sas.lit.latents import per_process_batch
+
+__all__ = ["DDPMModule", "ImageDataModule", "snr_weighted_loss"]
+
+
+def snr_weighted_loss(x0_hat: torch.Tensor, x0: torch.Tensor, alphas_cumprod: torch.Tensor,
+                      t: torch.Tensor) -> torch.Tensor:
+    """mean over everything of snr_t * (x0_hat - x0)^2, snr_t = abar_t / (1 - abar_t)."""
+    abar = alphas_cumprod.to(x0.device)[t].float().view(-1, *([1] * (x0.dim() - 1)))     # (B, 1, 1, 1)
+    return (abar / (1 - abar) * (x0_hat.float() - x0.float()) ** 2).mean()
 
 
 class ImageDataModule(pl.LightningDataModule):
@@ -22,7 +41,11 @@ class ImageDataModule(pl.LightningDataModule):
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 128, flip: bool = True):
         super().__init__()
-        self.images, self.labels, self.batch_size, self.flip = images, labels.long(), batch_size, flip
+        self.images, self.labels, self.flip = images, labels.long(), flip
+        self.global_batch_size = self.batch_size = batch_size          # global; per process set in setup()
+
+    def setup(self, stage: str) -> None:
+        self.batch_size = per_process_batch(self.global_batch_size, self.trainer)
 
     def train_dataloader(self):
         return DataLoader(torch.arange(len(self.labels)), batch_size=self.batch_size, shuffle=True, drop_last=False)
@@ -37,26 +60,43 @@ class ImageDataModule(pl.LightningDataModule):
 
 
 class DDPMModule(pl.LightningModule):
-    def __init__(self, unet_config: dict, lr: float = 2e-4, weight_decay: float = 0.0,
-                 num_train_timesteps: int = 1000, beta_schedule: str = "linear"):
+    def __init__(self, unet_config: dict, lr: float = 1e-4, weight_decay: float = 1e-6, betas=(0.95, 0.999),
+                 eps: float = 1e-8, num_train_timesteps: int = 1000, beta_schedule: str = "squaredcos_cap_v2",
+                 prediction_type: str = "sample", warmup_steps: int = 500, lr_schedule: str = "cosine"):
         super().__init__()
         from diffusers import DDPMScheduler, UNet2DModel
 
+        if prediction_type not in ("sample", "epsilon"):
+            raise ValueError(f"generator.prediction_type must be sample or epsilon, got '{prediction_type}'")
+        if lr_schedule not in ("cosine", "constant_with_warmup", "linear"):
+            raise ValueError(f"generator.lr_schedule must be cosine, constant_with_warmup or linear, got '{lr_schedule}'")
         self.save_hyperparameters()
         self.unet = UNet2DModel(**unet_config)
-        self.scheduler = DDPMScheduler(num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule)
+        self.scheduler = DDPMScheduler(num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule,
+                                       prediction_type=prediction_type)
 
     def training_step(self, batch, batch_idx):
-        x0, y = batch
+        x0, y = batch                                                       # (B, 3, S, S) in [-1, 1], (B,)
         noise = torch.randn_like(x0)
         t = torch.randint(0, self.scheduler.config.num_train_timesteps, (x0.shape[0],), device=x0.device)
         x_t = self.scheduler.add_noise(x0, noise, t)
-        loss = F.mse_loss(self.unet(x_t, t, class_labels=y).sample, noise)
+        out = self.unet(x_t, t, class_labels=y).sample
+        if self.hparams.prediction_type == "sample":
+            loss = snr_weighted_loss(out, x0, self.scheduler.alphas_cumprod, t)
+        else:
+            loss = F.mse_loss(out.float(), noise.float())
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
         return loss
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.unet.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        from diffusers.optimization import get_scheduler
+
+        h = self.hparams
+        opt = torch.optim.AdamW(self.unet.parameters(), lr=h.lr, betas=tuple(h.betas), eps=h.eps,
+                                weight_decay=h.weight_decay)
+        total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1
+        sched = get_scheduler(h.lr_schedule, opt, num_warmup_steps=h.warmup_steps, num_training_steps=total)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def save_pipeline(self, folder) -> None:
         """unet/ and scheduler/ in diffusers layout: what DDPMSource(model=folder) loads."""

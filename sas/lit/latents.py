@@ -1,7 +1,7 @@
 """Real training images encoded once by the VAE, for fast generator fine-tuning.
 
     moments = encode_moments(images_uint8, vae)     # (N, 2, 2, C, h, w): [plain, flipped] x [mean, logvar]
-    dm = LatentDataModule(moments, labels, model_labels, batch_size=8)
+    dm = LatentDataModule(moments, labels, model_labels, batch_size=8)   # batch_size: the GLOBAL batch
 
 Each step draws, per image, a horizontal flip and a fresh VAE posterior sample
 (mean + std * noise) times the latent scale: the same distribution as encoding
@@ -15,7 +15,17 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-__all__ = ["encode_moments", "LatentDataModule"]
+__all__ = ["encode_moments", "LatentDataModule", "per_process_batch"]
+
+
+def per_process_batch(global_batch: int, trainer=None) -> int:
+    """The per-process batch that makes the global batch what the config says, on any number of devices and
+    nodes (Minimax's train_dit.py: global_batch_size // world_size, which must divide)."""
+    world = trainer.world_size if trainer is not None else 1
+    if global_batch % world:
+        raise ValueError(f"generator.batch_size={global_batch} (the global batch) is not divisible by the "
+                         f"{world} training processes (devices x nodes)")
+    return global_batch // world
 
 
 @torch.no_grad()
@@ -41,10 +51,15 @@ class LatentDataModule(pl.LightningDataModule):
                  batch_size: int = 8, latent_scale: float = 0.18215, flip: bool = True, seed: int = 0):
         super().__init__()
         self.moments, self.labels, self.model_labels = moments, labels.long(), model_labels.long()
-        self.batch_size, self.latent_scale, self.flip, self.seed = batch_size, latent_scale, flip, seed
+        self.global_batch_size, self.latent_scale, self.flip, self.seed = batch_size, latent_scale, flip, seed
+        self.batch_size = batch_size                                     # per process; set again in setup()
         self._device = None
 
+    def setup(self, stage: str) -> None:
+        self.batch_size = per_process_batch(self.global_batch_size, self.trainer)
+
     def train_dataloader(self):
+        # under DDP Lightning gives each process its own shard of this shuffle (DistributedSampler)
         return DataLoader(torch.arange(len(self.labels)), batch_size=self.batch_size, shuffle=True, drop_last=True)
 
     def on_after_batch_transfer(self, batch, dataloader_idx):

@@ -1,11 +1,13 @@
 """Class-conditional pixel-space DDPM pool source (diffusers UNet2DModel with class embeddings).
 
     src = DDPMSource(model="path/to/trained")       # a folder with unet/ and scheduler/ (train.py output)
+    src = DDPMSource(model="user/cifar10-ddpm")     # or a released diffusers checkpoint by hub id (unet/, scheduler/)
     images = src.sample([0, 1], [g0, g1])            # (2, 3, S, S) uint8
 
 Ancestral DDPM sampling over `num_inference_steps` of the training schedule
-(all 1,000 by default); class label = the dataset label. Random init from
-`unet_config` for tests.
+(all 1,000 by default) with the scheduler saved beside the weights (its
+schedule and prediction type: epsilon or sample); class label = the dataset
+label. Random init from `unet_config` for tests.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import torch
 
 from sas.data.classes import ClassTable
-from sas.pools.dit import resolve_device_dtype
+from sas.pools.dit import _looks_local, resolve_device_dtype
 from sas.pools.store import weights_id
 
 __all__ = ["DDPMSource"]
@@ -35,8 +37,9 @@ class DDPMSource:
 
     def __post_init__(self):
         # model may stay None here when the pipeline trains it first (pool.train); _load checks again
-        if self.model is not None and not (Path(self.model) / "unet").is_dir():
-            raise FileNotFoundError(f"ddpm pool.model has no unet/ folder: {self.model} (train one with train.py)")
+        if self.model is not None and _looks_local(str(self.model)) and not (Path(self.model) / "unet").is_dir():
+            raise FileNotFoundError(f"ddpm pool.model has no unet/ folder: {self.model} (train one with train.py,"
+                                    " or give a diffusers hub id)")
 
     def key_config(self) -> dict:
         dev, dt = resolve_device_dtype(self.device, self.dtype)
@@ -52,7 +55,10 @@ class DDPMSource:
                 raise ValueError("ddpm pool needs model (a trained folder), unet_config, or pool.train")
             dev, dt = resolve_device_dtype(self.device, self.dtype)
             torch.manual_seed(self.init_seed)
-            if self.model:
+            if self.model and not _looks_local(str(self.model)):           # a hub id
+                unet = UNet2DModel.from_pretrained(self.model, subfolder="unet")
+                sched = DDPMScheduler.from_pretrained(self.model, subfolder="scheduler")
+            elif self.model:
                 unet = UNet2DModel.from_pretrained(Path(self.model) / "unet")
                 sched_dir = Path(self.model) / "scheduler"
                 sched = DDPMScheduler.from_pretrained(sched_dir) if sched_dir.is_dir() else DDPMScheduler()
@@ -85,6 +91,6 @@ class DDPMSource:
         x = torch.stack([torch.randn(C, S, S, generator=g) for g in generators]).to(dev)   # (B, C, S, S)
         y = torch.tensor(labels, device=dev)
         for t in sched.timesteps:
-            eps = unet(x.to(dt), t, class_labels=y).sample.float()
-            x = sched.step(eps, t, x, generator=generators).prev_sample
+            out = unet(x.to(dt), t, class_labels=y).sample.float()               # eps or x0, as trained
+            x = sched.step(out, t, x, generator=generators).prev_sample
         return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

@@ -87,7 +87,7 @@ def resolve_device_dtype(device: str, dtype: str) -> tuple[torch.device, torch.d
 
 def _looks_local(name: str) -> bool:
     """A filesystem path rather than a hub id ("facebook/DiT-XL-2-256")."""
-    return name.startswith(("/", ".", "~")) or os.sep + os.sep in name
+    return name.startswith(("/", ".", "~")) or os.sep + os.sep in name or Path(name).expanduser().exists()
 
 
 @dataclass
