@@ -25,7 +25,7 @@ class Plan:
     data: object            # sas.data.real.RealData
     pool: object            # a PoolSource or FolderPool
     encoder: object
-    n_per_class: int        # pool images per class = max(pool_mult x ipc)
+    n_per_class: int | None  # pool images per class = max(pool_mult x ipc); None: the whole pool
 
     @property
     def main(self) -> str:
@@ -67,5 +67,13 @@ def build_plan(cfg) -> Plan:
         raise ConfigError(f"eval_split must be val or holdout, got {cfg.eval_split!r}")
     if OmegaConf.select(cfg, "overwrite") not in (True, False):
         raise ConfigError(f"overwrite must be true or false, got {cfg.overwrite!r}")
-    n = max(s.pool_mult * s.ipc for s in samplers.values())
+    whole = [name for name, s in samplers.items() if s.pool_mult is None]
+    if whole:
+        from sas.pools.real import RealPool
+        if not isinstance(pool, RealPool):
+            raise ConfigError(f"sampler.pool_mult=null (the whole pool) needs pool=real; the '{whole[0]}' sampler "
+                              f"has it with pool.source {type(pool).__name__}")
+        n = None
+    else:
+        n = max(s.pool_mult * s.ipc for s in samplers.values())
     return Plan(samplers, protocol, data, pool, encoder, n)

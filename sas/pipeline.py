@@ -23,6 +23,7 @@ Run folder:
 from __future__ import annotations
 
 import json
+import math
 import logging
 import shutil
 import time
@@ -109,7 +110,18 @@ def _encode_stage(cfg, plan, files, table, real_train):
     key = {"pool": [str(Path(files[0]).parent.parent)], "encoder": enc.key_config()}
     feats = encode_pool(enc, files, key, cfg.paths.cache_dir, progress=cfg.progress)   # (N, d)
     protos = prototypes_for(enc, table, real_train)                                     # (C, d)
-    return feats.to(torch.float32), protos.to(torch.float32), embeddings_path(key, cfg.paths.cache_dir)
+    protos = None if protos is None else protos.to(torch.float32)
+    return feats.to(torch.float32), protos, embeddings_path(key, cfg.paths.cache_dir)
+
+
+def _class_ranks(labels: list[int]) -> list[int]:
+    """Each pool image's position among the images of its class (pools list each class in order)."""
+    seen: dict[int, int] = {}
+    ranks = []
+    for y in labels:
+        ranks.append(seen.get(y, 0))
+        seen[y] = ranks[-1] + 1
+    return ranks
 
 
 def _write_selection(sel_dir: Path, name: str, rec: dict, idx: list[int], files, labels, table) -> None:
@@ -233,9 +245,10 @@ def run(cfg, choices: dict | None = None) -> float:
         feats, protos, emb_file = _encode_stage(cfg, plan, files, table, real("train"))
         evaluation_split = real("val") if cfg.get("eval_split", "val") == "val" else real("holdout")
         results = {}
+        rank = _class_ranks(labels)                                           # position within its class
         for name, sampler in zip(names, plan.samplers.values()):
-            n = sampler.pool_mult * sampler.ipc
-            mine = [i for i in range(len(files)) if (i % plan.n_per_class) < n]   # the first n of each class
+            n = math.inf if sampler.pool_mult is None else sampler.pool_mult * sampler.ipc
+            mine = [i for i in range(len(files)) if rank[i] < n]               # the first n of each class
             sel = sampler(feats[mine], torch.tensor([labels[i] for i in mine]), protos)
             sel_dir = out if name == main else out / "compare" / name
             sub_files, sub_labels = [files[i] for i in mine], [labels[i] for i in mine]

@@ -175,11 +175,12 @@ class Sampler:
     ipc:       images per class to select
     pool_mult: pool size per class as a multiple of ipc (read by the pipeline
                that builds the pool; the sampler itself takes any pool with
-               at least ipc images per class)
+               at least ipc images per class); None: every image of the pool
+               (pool=real: the whole train split, e.g. the paper's K-Center)
     """
 
     ipc: int = 10
-    pool_mult: int = 4
+    pool_mult: int | None = 4
 
     name: ClassVar[str] = ""
     uses_text: ClassVar[bool] = False        # needs class prototypes
@@ -187,7 +188,8 @@ class Sampler:
 
     def __post_init__(self):
         self.ipc = check_int("ipc", self.ipc)
-        self.pool_mult = check_int("pool_mult", self.pool_mult)
+        if self.pool_mult is not None:                         # None: every image of the (real) pool
+            self.pool_mult = check_int("pool_mult", self.pool_mult)
 
     def select(self, image_features, labels, text_features=None, *, num_classes: int | None = None,
                record: bool = True) -> Selection:

@@ -145,3 +145,17 @@ def test_demo_preset_on_a_reduced_size(tmp_path, capsys):
     assert list((tmp_path / "cache" / "encoders").glob("domain-*.pt"))    # so was the domain encoder
     printed = capsys.readouterr().out
     assert all(n in printed for n in ("sas", "random", "kcenter", "mixed")) and str(out) in printed
+
+
+def test_whole_pool_kcenter_needs_the_real_pool(tmp_path):
+    from sas.config import build_plan
+    with pytest.raises(ConfigError, match=r"pool_mult=null \(the whole pool\) needs pool=real"):
+        build_plan(cfg_for(tmp_path, "sampler=kcenter_real", "sampler.pool_mult=null"))
+    plan = build_plan(cfg_for(tmp_path, "sampler=kcenter_real", "sampler.pool_mult=null", "pool=real",
+                              "encoder=resnet_tiny"))
+    assert plan.n_per_class is None
+
+
+def test_class_ranks_follow_each_class_in_pool_order():
+    from sas.pipeline import _class_ranks
+    assert _class_ranks([0, 0, 0, 1, 1, 2, 2, 2, 2]) == [0, 1, 2, 0, 1, 0, 1, 2, 3]

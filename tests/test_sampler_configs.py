@@ -33,7 +33,7 @@ def test_every_paper_sampler_has_a_config():
 @pytest.mark.parametrize("name", NAMES)
 def test_config_builds_a_sampler_that_selects(name):
     sampler = build(name, "sampler.ipc=3")
-    expected_mult = {"none": 1, "kcenter_real": 20}.get(name, 4)  # none keeps the whole IPC-sized pool
+    expected_mult = {"none": 1, "kcenter_real": None}.get(name, 4)  # none: the IPC-sized pool; null: all of it
     assert isinstance(sampler, sampling.Sampler) and sampler.ipc == 3 and sampler.pool_mult == expected_mult
     feats, labels, text = clustered(0, classes=4, per_class=12)
     sel = sampler(feats, labels, text)

@@ -54,8 +54,11 @@ def visual_prototypes(encoder, real, num_classes: int) -> torch.Tensor:
     return protos / counts[:, None]
 
 
-def prototypes_for(encoder, table, real_train_loader) -> torch.Tensor:
-    """Text prototypes from class names, or visual ones from the real training images (loaded lazily)."""
+def prototypes_for(encoder, table, real_train_loader) -> torch.Tensor | None:
+    """Text prototypes from class names, visual ones from the real training images (loaded lazily), or
+    None for an encoder without prototypes (samplers that need them then say so)."""
+    if encoder.prototypes == "none":
+        return None
     if encoder.prototypes == "text":
         return encoder.text_prototypes(list(table.names))
     return visual_prototypes(encoder, real_train_loader(), len(table))

@@ -24,7 +24,9 @@ class RealPool:
     def key_config(self) -> dict:
         return {"kind": "real"}
 
-    def paths(self, data, table: ClassTable, n_per_class: int, cache_dir=None) -> tuple[list[str], list[int]]:
+    def paths(self, data, table: ClassTable, n_per_class: int | None, cache_dir=None
+              ) -> tuple[list[str], list[int]]:
+        """The first n_per_class train files of each class in name order; None: all of them."""
         if data.layout in ("imagenet", "fastai", "folder"):
             items = list_class_files(data._split_dir("train"), table)
             by_class = [[p for p, y in items if y == c] for c in range(len(table))]
@@ -32,11 +34,12 @@ class RealPool:
             by_class = self._materialise(data, table, cache_dir)
         files, labels = [], []
         for c, mine in enumerate(by_class):
-            if len(mine) < n_per_class:
+            n = len(mine) if n_per_class is None else n_per_class
+            if len(mine) < n or not mine:
                 raise DataError(f"real pool class {c} '{table.names[c]}' has {len(mine)} train images, fewer than "
-                                f"the {n_per_class} asked for")
-            files += mine[:n_per_class]
-            labels += [c] * n_per_class
+                                f"the {max(n, 1)} asked for")
+            files += mine[:n]
+            labels += [c] * n
         return files, labels
 
     @staticmethod
