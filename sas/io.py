@@ -1,6 +1,7 @@
 """Atomic file writes: a file either holds its complete new content or is untouched.
 
     atomic_write_text(path, text); atomic_write_bytes(path, data); atomic_copy(src, dst)
+    append_line(path, json_text); records = read_jsonl(path)      # append-only JSON lines
 
 Each writes to a temporary name in the target's folder and renames it into
 place (os.replace is atomic on POSIX), so a killed process never leaves a
@@ -14,7 +15,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_copy", "atomic_torch_save"]
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_copy", "atomic_torch_save",
+           "append_line", "read_jsonl", "file_digest"]
 
 
 def atomic_write(path, fill) -> None:
@@ -48,3 +50,57 @@ def atomic_copy(src, dst) -> None:
 def atomic_torch_save(obj, path) -> None:
     import torch
     atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def append_line(path, line: str) -> None:
+    """Append one whole line with a single write, then fsync: a kill leaves at most a partial last line,
+    which read_jsonl drops."""
+    data = (line.rstrip("\n") + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_jsonl(path) -> list:
+    """The records of a JSON-lines file written by append_line. A partial last line (a kill during the
+    append) is dropped with a warning and cut from the file, so later appends start on a fresh line; a
+    bad line before the last is an error naming the file and line."""
+    import json
+    import logging
+
+    path = Path(path)
+    if not path.is_file():
+        return []
+    raw = path.read_bytes()
+    head, newline, tail = raw.rpartition(b"\n")            # head: the lines that were ended
+    lines = head.split(b"\n") if newline else []
+    records = []
+    for n, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except ValueError as err:
+                raise ValueError(f"{path}:{n}: damaged line ({err})") from None
+    if tail.strip():
+        try:
+            records.append(json.loads(tail))                  # whole, only its newline is missing
+            with open(path, "ab") as f:
+                f.write(b"\n")
+        except ValueError:
+            logging.getLogger(__name__).warning("%s: dropping a partial last line (%d bytes; a kill during an "
+                                                "append)", path, len(tail))
+            os.truncate(path, len(head) + len(newline))
+    return records
+
+
+def file_digest(path) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -29,15 +29,13 @@ import shutil
 import time
 from pathlib import Path
 
-from sas.io import atomic_write_text
+from sas.io import append_line, atomic_write_text, read_jsonl
+from sas.run_folder import FAILED, REPEATS, RESULTS, FolderBusy, FolderTaken, RunFolder
 
 log = logging.getLogger(__name__)
 
 __all__ = ["run", "record_failure", "RESULTS", "FAILED"]
 
-RESULTS = "results.json"
-FAILED = "failed.json"
-REPEATS = "eval_repeats.jsonl"
 IGNORED_KEYS = ("overwrite", "logger", "progress", "job_name")  # do not change what a run computes
 
 
@@ -48,26 +46,6 @@ def _comparable(cfg) -> dict:
         c.pop(k, None)
     c.get("paths", {}).pop("output_dir", None)
     return c
-
-
-def _claim_folder(out: Path, cfg) -> dict | None:
-    """Stored results when this exact config already finished here; error on another config's results."""
-    import yaml
-
-    stored = out / "config.yaml"
-    if not stored.is_file():
-        return None
-    same = yaml.safe_load(stored.read_text()) == json.loads(json.dumps(_comparable(cfg)))
-    if same:
-        return json.loads((out / RESULTS).read_text()) if (out / RESULTS).is_file() else None
-    if not cfg.overwrite:
-        from sas.config import ConfigError
-        raise ConfigError(f"{out} holds a run of another config (see its config.yaml); "
-                          "set overwrite=true to replace it, or choose another output folder")
-    for name in ("distilled", "compare", REPEATS, RESULTS, FAILED, "config.yaml"):
-        p = out / name
-        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-    return None
 
 
 def _pool_stage(cfg, plan, table) -> tuple[list[str], list[int]]:
@@ -124,19 +102,42 @@ def _class_ranks(labels: list[int]) -> list[int]:
     return ranks
 
 
+def _written(dist: Path, idx: list[int]) -> bool:
+    """The distilled set holds exactly these pool indices, and every file its manifest names."""
+    from sas.data.distilled import MANIFEST, read_manifest
+    from sas.data.images import DataError
+    if not (dist / MANIFEST).is_file():
+        return False
+    try:
+        rows = read_manifest(dist)
+    except DataError:
+        return False
+    return [r.get("pool_index") for r in rows] == idx and all((dist / r["file"]).is_file() for r in rows)
+
+
+def _lines(path: Path) -> int:
+    """Complete JSON lines in a file written whole (0 when missing or damaged)."""
+    try:
+        return sum(1 for line in path.read_text().splitlines() if json.loads(line) is not None)
+    except (OSError, ValueError):
+        return 0
+
+
 def _write_selection(sel_dir: Path, name: str, rec: dict, idx: list[int], files, labels, table) -> None:
-    from sas.data.distilled import MANIFEST, read_manifest, write_distilled
+    from sas.data.distilled import write_distilled
 
     rows = [{"pool_index": i, "pool_file": files[i], "sampler": name,
              **{k: rec[k][i] for k in rec}} for i in idx]
     dist = sel_dir / "distilled"
-    if (dist / MANIFEST).is_file() and [r["pool_index"] for r in read_manifest(dist)] == idx:
-        return  # already written by an earlier (killed) run of this config
-    if dist.exists():
-        shutil.rmtree(dist)
-    write_distilled(dist, [files[i] for i in idx], [labels[i] for i in idx], table, rows)
+    if not _written(dist, idx):
+        if dist.exists():
+            shutil.rmtree(dist)
+        write_distilled(dist, [files[i] for i in idx], [labels[i] for i in idx], table, rows)
+    scores = sel_dir / "pool_scores.jsonl"
+    if _lines(scores) == len(files):
+        return  # both artifacts of this stage written by an earlier (killed) run of this config
     # the whole pool's record, for plots (t-SNE, margin grids)
-    atomic_write_text(sel_dir / "pool_scores.jsonl", "\n".join(json.dumps(
+    atomic_write_text(scores, "\n".join(json.dumps(
         {"pool_index": i, "file": files[i], "label": labels[i], **{k: rec[k][i] for k in rec}})
         for i in range(len(files))) + "\n")
 
@@ -153,13 +154,10 @@ def _evaluate_stage(cfg, plan, sel_dir: Path, table, real_val, tracker) -> dict:
     key = config_key({"model": model, "protocol": OmegaConf.to_container(cfg.eval, resolve=True),
                       "manifest": (sel_dir / "distilled" / "manifest.jsonl").read_text()})
     progress = sel_dir / REPEATS
-    done = []
-    if progress.is_file():
-        done = [r for r in map(json.loads, progress.read_text().splitlines()) if r.get("key") == key]
+    done = [r for r in read_jsonl(progress) if r.get("key") == key]    # a partial last line is dropped
 
     def record(rec):
-        with open(progress, "a") as f:
-            f.write(json.dumps({**rec, "key": key}) + "\n")
+        append_line(progress, json.dumps({**rec, "key": key}))
 
     ipc = next(iter(plan.samplers.values())).ipc
     return evaluate(distilled, real_val(), model, plan.protocol, ipc=ipc,
@@ -176,6 +174,9 @@ def record_failure(out, err: BaseException, cfg=None, choices: dict | None = Non
 
     import yaml
     out = Path(out)
+    if isinstance(err, (FolderTaken, FolderBusy)) or (cfg is not None and RunFolder(out, _comparable(cfg)).foreign()):
+        log.error("job refused: %s (nothing written to %s)", err, out)   # the folder is another job's
+        return
     if cfg is not None and not (out / "config.yaml").is_file():
         try:
             atomic_write_text(out / "config.yaml", yaml.safe_dump(json.loads(json.dumps(_comparable(cfg))),
@@ -199,11 +200,7 @@ def format_table(results: dict) -> str:
 
 def run(cfg, choices: dict | None = None) -> float:
     """Run (or resume, or read back) one distill job; returns the main sampler's mean best top-1."""
-    import torch
-    from omegaconf import OmegaConf
-
     from sas.config import build_plan
-    from sas.tracking import Tracker
 
     t_start = time.time()
     plan = build_plan(cfg)                                     # every value checked; nothing loaded yet
@@ -211,18 +208,27 @@ def run(cfg, choices: dict | None = None) -> float:
         from sas.config import ConfigError
         raise ConfigError("paths.output_dir is not set (distill.py sets it to the Hydra run folder)")
     out = Path(cfg.paths.output_dir)
-    finished = _claim_folder(out, cfg)
-    if finished is not None:
-        print(f"already finished with this config: {out / RESULTS}")
-        print(format_table({k: v["evaluation"] for k, v in finished["samplers"].items()}))
-        return finished["best_top1_mean"]
-    out.mkdir(parents=True, exist_ok=True)
-    (out / FAILED).unlink(missing_ok=True)                     # a new attempt
-    import yaml
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(json.loads(json.dumps(_comparable(cfg))), sort_keys=False))
+    folder = RunFolder(out, _comparable(cfg))
+    if folder.foreign() and not cfg.overwrite:                # refused before anything is written there
+        folder.claim(overwrite=False)
+    with folder.hold():                                        # one job per folder at a time
+        finished = folder.claim(bool(cfg.overwrite))
+        if finished is not None:
+            print(f"already finished with this config: {out / RESULTS}")
+            print(format_table({k: v["evaluation"] for k, v in finished["samplers"].items()}))
+            return finished["best_top1_mean"]
+        choices = choices or {}
+        folder.start(choices)                                  # config.yaml, choices.json (the report's cell keys)
+        return _run_stages(cfg, plan, folder, choices, t_start)
 
-    choices = choices or {}
-    atomic_write_text(out / "choices.json", json.dumps(choices, indent=1))   # the report's cell keys
+
+def _run_stages(cfg, plan, folder: RunFolder, choices: dict, t_start: float) -> float:
+    import torch
+    from omegaconf import OmegaConf
+
+    from sas.tracking import Tracker
+
+    out = folder.path
     main = choices.get("sampler") or plan.main
     names = [main, *list(plan.samplers)[1:]]
     tracker = Tracker(cfg, out, choices)
@@ -269,7 +275,7 @@ def run(cfg, choices: dict | None = None) -> float:
                    "best_top1_mean": head["best_top1_mean"], "best_top1_std": head["best_top1_std"],
                    "last_top1_mean": head["last_top1_mean"], "last_top1_std": head["last_top1_std"],
                    "samplers": results, "seconds": round(time.time() - t_start, 1)}
-        atomic_write_text(out / RESULTS, json.dumps(summary, indent=1))
+        folder.finish(summary)
     finally:
         tracker.finish()
     print(format_table({k: v["evaluation"] for k, v in results.items()}))

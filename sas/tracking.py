@@ -1,6 +1,8 @@
 """W&B logging of a distill job: one run per Hydra job, also in multirun.
 
     tracker = Tracker(cfg, out_dir)         # mode from cfg.logger.mode: online | offline | disabled
+                                             # (online falls back to offline, with a warning, when W&B is
+                                             # unreachable or no key is set; a resumed job keeps its run id)
     tracker.lightning_logger()               # hands the run to Lightning for the per-repeat curves
     tracker.log_selection(...); tracker.log_results(...); tracker.finish()
 
@@ -15,7 +17,55 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["Tracker", "read_offline_run"]
+__all__ = ["Tracker", "read_offline_run", "online_or_offline"]
+
+RUN_ID = "wandb_run_id"
+
+
+def _run_id(out: Path) -> str:
+    """The W&B run id of this job folder: made once, read back on every resume."""
+    from sas.io import atomic_write_text
+
+    path = Path(out) / RUN_ID
+    if path.is_file() and path.read_text().strip():
+        return path.read_text().strip()
+    import secrets
+    run_id = secrets.token_hex(6)                      # W&B ids: lowercase letters and digits
+    atomic_write_text(path, run_id + "\n")
+    return run_id
+
+
+def online_or_offline(timeout: float = 3.0) -> str:
+    """"online" when an API key is set and the W&B server answers a TCP connect within `timeout` seconds,
+    else "offline" with a warning saying how to sync later (no 100-second wait inside wandb.init)."""
+    import logging
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    warn = logging.getLogger(__name__).warning
+    base = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+    if not (os.environ.get("WANDB_API_KEY") or _netrc_has(base)):
+        warn("W&B: no API key (WANDB_API_KEY or `wandb login`): logging offline; `wandb sync <run>/wandb/offline-run-*`"
+             " uploads it later")
+        return "offline"
+    url = urlparse(base)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
+        return "online"
+    except OSError as err:
+        warn("W&B: %s unreachable (%s): logging offline; `wandb sync <run>/wandb/offline-run-*` uploads it later",
+             base, err)
+        return "offline"
+
+
+def _netrc_has(base: str) -> bool:
+    import netrc
+    from urllib.parse import urlparse
+    try:
+        return netrc.netrc().authenticators(urlparse(base).hostname or "") is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
 
 
 class Tracker:
@@ -28,6 +78,10 @@ class Tracker:
             return
         import wandb
 
+        if mode == "online":
+            mode = online_or_offline(float(cfg.logger.get("connect_timeout", 3.0)))
+        run_id = _run_id(out)                              # one job = one W&B run, across resumes
+
         config = OmegaConf.to_container(cfg, resolve=True)
         choices = choices or {}
         config["group_by"] = {"dataset": cfg.dataset.name, "sampler": choices.get("sampler"),
@@ -36,7 +90,7 @@ class Tracker:
                               "encoder": choices.get("encoder")}
         self.run = wandb.init(project=cfg.logger.project, entity=cfg.logger.get("entity"), group=cfg.name,
                               name=cfg.get("job_name") or out.name, job_type="distill", config=config,
-                              dir=str(out), mode=mode, reinit="finish_previous",
+                              dir=str(out), mode=mode, reinit="finish_previous", id=run_id, resume="allow",
                               tags=list(cfg.logger.get("tags") or []))
 
     def lightning_logger(self, repeats: int):

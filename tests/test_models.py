@@ -3,7 +3,7 @@ import torch
 
 from sas.models import build_model, count_parameters
 
-# IDC / PROTOCOL.md counts at 224 px, 10 classes: a change in any layer shows here.
+# IDC counts at 224 px, 10 classes: a change in any layer shows here.
 PAPER_MODELS = [("convnet", dict(depth=6, width=128, image_size=224), 754_570),
                 ("resnet_ap", dict(depth=10), 4_910_922),
                 ("resnet", dict(depth=18), 11_181_642)]

@@ -23,7 +23,8 @@ from torch import Tensor
 
 from sas.data.classes import ClassTable
 
-__all__ = ["ImageSet", "DataError", "IMAGE_EXTENSIONS", "load_class_folders", "load_image", "list_class_files"]
+__all__ = ["ImageSet", "DataError", "IMAGE_EXTENSIONS", "load_class_folders", "load_image", "list_class_files",
+           "to_rgb", "open_rgb"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".JPEG", ".JPG", ".PNG", ".bmp", ".webp")
 
@@ -60,17 +61,71 @@ class ImageSet:
         return torch.bincount(self.labels, minlength=self.num_classes).tolist()
 
 
-def load_image(path: str | os.PathLike, image_size: int) -> Tensor:
-    """Decode one file -> (3, S, S) uint8: RGB, shorter side resized to S (antialiased), centre crop S."""
+ALPHA = ("drop", "white", "black")     # what to do with transparency: drop it (PIL / torchvision's
+                                       # convert("RGB"), what IDC's loader does) or composite onto a colour
+SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def to_rgb(img, path, alpha: str = "drop"):
+    """Any PIL image -> an 8-bit RGB PIL image, decoded by its mode:
+    16-bit grey (I;16*, and I holding 0..65535) scaled to 8 bits (v / 257, rounded); palette with
+    transparency, LA, PA, RGBA: alpha dropped or composited onto white / black (`alpha`); 1, L, P,
+    RGB, CMYK, YCbCr through PIL's conversion. Other modes (F, LAB, HSV, ...) are refused naming the file."""
+    import numpy as np
+    from PIL import Image
+
+    if alpha not in ALPHA:
+        raise ValueError(f"alpha must be one of {ALPHA}, got '{alpha}'")
+    mode = img.mode
+    if mode in SIXTEEN_BIT:
+        a = np.asarray(img, dtype=np.float64)
+        if mode == "I" and (a.min() < 0 or a.max() > 65535):
+            raise DataError(f"cannot read image {path}: 32-bit integer pixels outside 0..65535")
+        grey = np.rint(a / 257.0).astype(np.uint8)
+        return Image.fromarray(np.stack([grey] * 3, axis=-1), "RGB")
+    if mode == "P" and "transparency" in img.info:
+        img, mode = img.convert("RGBA"), "RGBA"
+    if mode in ("LA", "PA", "RGBA", "La", "RGBa"):
+        rgba = img.convert("RGBA")
+        if alpha == "drop":
+            return rgba.convert("RGB")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255) if alpha == "white" else (0, 0, 0, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if mode in ("1", "L", "P", "RGB", "CMYK", "YCbCr"):
+        return img.convert("RGB")
+    raise DataError(f"cannot read image {path}: pixel mode '{mode}' is not supported (save it as 8- or 16-bit "
+                    "RGB / grey, or palette)")
+
+
+def load_image(path: str | os.PathLike, image_size: int, alpha: str = "drop") -> Tensor:
+    """Decode one file -> (3, S, S) uint8: RGB (see to_rgb), shorter side resized to S (antialiased),
+    centre crop S. The one image loader of real data, distilled sets and encoders."""
     from PIL import Image, UnidentifiedImageError
     from torchvision.transforms import functional as TF
 
     try:
         with Image.open(path) as img:
-            img = img.convert("RGB")
+            img = to_rgb(img, path, alpha)
             img = TF.center_crop(TF.resize(img, image_size, antialias=True), image_size)
             return TF.pil_to_tensor(img)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
+        if isinstance(err, DataError):
+            raise
+        raise DataError(f"cannot read image {path}: {err}") from None
+
+
+def open_rgb(path, alpha: str = "drop"):
+    """Open an image file as 8-bit RGB PIL (see to_rgb); a file that cannot be decoded raises DataError."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            out = to_rgb(img, path, alpha)
+            out.load()
+            return out
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
+        if isinstance(err, DataError):
+            raise
         raise DataError(f"cannot read image {path}: {err}") from None
 
 

@@ -3,19 +3,27 @@
     feats = encode_pool(encoder, files, key={...}, cache_dir=...)   # (N, d); encodes only what is new
     protos = visual_prototypes(encoder, real_train, num_classes)   # (C, d) mean embedding per class
 
-The cache file <cache>/embeddings/<key>.pt maps each file to its row. Pools
-nest (pool_mult 3 is a prefix of 5), so a larger pool encodes only its extra
-images; the file is rewritten atomically after each addition.
+The cache file <cache>/embeddings/<key>.pt maps each file to its row and
+records the file's size, modification time and SHA-256. A file whose size or
+time changed is hashed again and, when its content changed, re-encoded (the log
+says how many were): replacing a folder pool's images under the same names
+never reuses stale embeddings. Pools nest (pool_mult 3 is a prefix of 5), so a
+larger pool encodes only its extra images; the file is rewritten atomically
+after each addition. A damaged cache file is reported and rebuilt.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 import torch
 
-from sas.io import atomic_torch_save
+from sas.io import atomic_torch_save, file_digest
 from sas.pools.store import config_key
+
+log = logging.getLogger(__name__)
 
 __all__ = ["encode_pool", "embeddings_path", "visual_prototypes", "prototypes_for"]
 
@@ -33,14 +41,56 @@ def embeddings_path(key: dict, cache_dir) -> Path:
     return Path(cache_dir) / "embeddings" / f"{config_key(key)}.pt"
 
 
+def _stamp(path) -> list[int]:
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _load_cache(path: Path) -> dict:
+    empty = {"files": [], "features": None, "stamps": [], "digests": []}
+    if not path.is_file():
+        return empty
+    try:
+        cached = torch.load(path, weights_only=True)
+        if not isinstance(cached, dict) or len(cached["files"]) != len(cached.get("digests", ())):
+            raise ValueError("not an embeddings file of this version")
+        return cached
+    except Exception as err:  # a truncated zip, a bad pickle, an old layout: rebuild
+        log.warning("embeddings cache %s is damaged or outdated (%s): re-encoding", path,
+                    str(err).splitlines()[0][:160] if str(err) else type(err).__name__)
+        return empty
+
+
 def _encode_locked(encoder, files, key, path: Path, progress: bool) -> torch.Tensor:
-    cached = torch.load(path, weights_only=True) if path.is_file() else {"files": [], "features": None}
+    cached = _load_cache(path)
     index = {f: i for i, f in enumerate(cached["files"])}
-    todo = [f for f in files if f not in index]
-    if todo:
-        new = encoder.encode_files(todo, progress=progress)                     # (len(todo), d)
-        feats = new if cached["features"] is None else torch.cat([cached["features"], new])
-        cached = {"files": cached["files"] + todo, "features": feats, "key": key}
+    stale = []                                                   # rows whose file content changed
+    for f in files:
+        i = index.get(f)
+        if i is None:
+            continue
+        stamp = _stamp(f)
+        if stamp == list(cached["stamps"][i]):
+            continue
+        if file_digest(f) == cached["digests"][i]:
+            cached["stamps"][i] = stamp                          # touched, same bytes
+        else:
+            stale.append(i)
+    if stale:
+        log.warning("%d pool file(s) changed since they were encoded (e.g. %s): re-encoding them", len(stale),
+                    cached["files"][stale[0]])
+        keep = [i for i in range(len(cached["files"])) if i not in set(stale)]
+        cached = {"files": [cached["files"][i] for i in keep], "features": cached["features"][keep] if keep else None,
+                  "stamps": [cached["stamps"][i] for i in keep], "digests": [cached["digests"][i] for i in keep]}
+        index = {f: i for i, f in enumerate(cached["files"])}
+    todo = list(dict.fromkeys(f for f in files if f not in index))
+    if todo or stale:
+        digests, stamps = [file_digest(f) for f in todo], [_stamp(f) for f in todo]
+        new = encoder.encode_files(todo, progress=progress) if todo else None          # (len(todo), d)
+        feats = new if cached["features"] is None else (cached["features"] if new is None else
+                                                         torch.cat([cached["features"], new]))
+        cached = {"files": cached["files"] + todo, "features": feats, "key": key,
+                  "stamps": [list(x) for x in cached["stamps"]] + stamps, "digests": list(cached["digests"]) + digests}
         atomic_torch_save(cached, path)
         index = {f: i for i, f in enumerate(cached["files"])}
     return cached["features"][torch.tensor([index[f] for f in files], dtype=torch.long)]

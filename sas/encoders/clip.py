@@ -112,22 +112,17 @@ class OpenCLIPEncoder:
 
     def encode_files(self, files: list[str], progress: bool = False) -> torch.Tensor:
         """Image files -> (N, d) normalised embeddings."""
-        from PIL import Image
         from tqdm.auto import tqdm
 
-        from sas.data.images import DataError
+        from sas.data.images import open_rgb
 
         _, preprocess, _, _ = self._load()
 
         def load(path):
-            try:
-                with Image.open(path) as img:
-                    img = img.convert("RGB")
-                    if self.preprocess == "pil":
-                        return preprocess(img)
-                    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
-            except OSError as err:
-                raise DataError(f"cannot read pool image {path}: {err}") from None
+            img = open_rgb(path)                                   # every PIL mode decoded the same way
+            if self.preprocess == "pil":
+                return preprocess(img)
+            return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
 
         out = []
         with ThreadPoolExecutor(min(self.workers, os.cpu_count() or 1)) as pool:

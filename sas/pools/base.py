@@ -57,9 +57,10 @@ def generate_pool(source: PoolSource, table: ClassTable, n_per_class: int, seed:
 
     source.check(table)
     store = PoolStore.open(cache_dir, pool_key(source, table, seed), table)
-    if not store.missing(n_per_class):
+    if not store.missing(n_per_class) and not store.damaged(n_per_class):   # every reuse re-checks the bytes
         return store
     with store.lock():
+        store.damaged(n_per_class)
         todo = store.missing(n_per_class)  # again: another process may have filled it meanwhile
         bs = batch_size or source.batch_size()
         bar = tqdm(total=len(todo), desc=f"pool {store.root.name}", unit="img", disable=not progress)

@@ -52,6 +52,11 @@ class RealPool:
                "image_size": data.image_size, "seed": data.seed, "table": table.name}
         store = PoolStore.open(cache_dir, key, table)
         marker = store.root / "COMPLETE"
+        if marker.is_file():                  # reused: every image must still match its recorded bytes
+            counts = [int(x) for x in marker.read_text().split()]
+            if store.damaged(max(counts)) or any(not store.has(c, k) for c in range(len(table))
+                                                 for k in range(counts[c])):
+                marker.unlink()
         if not marker.is_file():
             with store.lock():
                 if not marker.is_file():  # another job may have finished it meanwhile

@@ -5,9 +5,13 @@
 
 Layout: <root>/<class folder>/<k:06d>.png (image k of the class; its seed comes
 from (seed, class, k), so the first n images of a class are the same whatever
-pool size was asked for) plus meta.json (the config that made them). Each PNG
-is written to a temporary name and moved into place: a file that exists is
-complete. `lock()` serialises writers of the same pool across processes.
+pool size was asked for), beside it <k:06d>.sha256 (the PNG's size and
+SHA-256, written after the PNG), plus meta.json (the config that made them).
+Each file is written to a temporary name and moved into place. An image counts
+as present only when its record exists and the size matches; `damaged()`
+re-hashes them, and generation deletes and redraws any that fail (a truncated
+or emptied PNG is never trusted). `lock()` serialises writers of the same pool
+across processes.
 """
 
 from __future__ import annotations
@@ -68,8 +72,39 @@ class PoolStore:
     def path(self, label: int, k: int) -> Path:
         return self.root / self.table.folders[label] / f"{k:06d}.png"
 
+    def record_path(self, label: int, k: int) -> Path:
+        return self.path(label, k).with_suffix(".sha256")
+
+    def _record(self, label: int, k: int) -> tuple[int, str] | None:
+        try:
+            size, digest = self.record_path(label, k).read_text().split()
+            return int(size), digest
+        except (OSError, ValueError):
+            return None
+
     def has(self, label: int, k: int) -> bool:
-        return self.path(label, k).is_file()
+        """The image and its record exist and the file has the recorded size."""
+        rec, path = self._record(label, k), self.path(label, k)
+        return rec is not None and path.is_file() and path.stat().st_size == rec[0]
+
+    def damaged(self, n_per_class: int) -> list[tuple[int, int]]:
+        """(label, k) of every present image of the first n_per_class whose bytes no longer match their
+        recorded SHA-256 (or size); their files are deleted, so they count as missing and are redrawn."""
+        import logging
+
+        from sas.io import file_digest
+
+        bad = []
+        for c in range(len(self.table)):
+            for k in range(n_per_class):
+                rec, path = self._record(c, k), self.path(c, k)
+                if rec is None and path.is_file() or rec is not None and (
+                        not path.is_file() or path.stat().st_size != rec[0] or file_digest(path) != rec[1]):
+                    bad.append((c, k))
+                    logging.getLogger(__name__).warning("pool image %s is damaged or unrecorded: redrawing it", path)
+                    path.unlink(missing_ok=True)
+                    self.record_path(c, k).unlink(missing_ok=True)
+        return bad
 
     def missing(self, n_per_class: int) -> list[tuple[int, int]]:
         """(label, k) of every image of the first n_per_class per class not yet written."""
@@ -85,7 +120,9 @@ class PoolStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         buf = BytesIO()
         Image.fromarray(image.permute(1, 2, 0).cpu().numpy()).save(buf, format="PNG")
-        atomic_write_bytes(path, buf.getvalue())
+        data = buf.getvalue()
+        atomic_write_bytes(path, data)
+        atomic_write_bytes(self.record_path(label, k), f"{len(data)} {hashlib.sha256(data).hexdigest()}\n".encode())
         return path
 
     def paths(self, n_per_class: int) -> tuple[list[str], list[int]]:

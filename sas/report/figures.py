@@ -52,7 +52,7 @@ def tsne_figure(run_dir, out, seed: int = 0) -> Path:
 
 
 def margin_grid(run_dir, out, classes: list[int] | None = None) -> Path:
-    from PIL import Image
+    from sas.data.images import open_rgb
 
     run_dir = Path(run_dir)
     rows = [json.loads(line) for line in (run_dir / "distilled" / "manifest.jsonl").read_text().splitlines() if line]
@@ -68,8 +68,7 @@ def margin_grid(run_dir, out, classes: list[int] | None = None) -> Path:
             ax = axes[i][j]
             ax.axis("off")
             if j < len(items):
-                with Image.open(run_dir / "distilled" / items[j]["file"]) as img:
-                    ax.imshow(np.asarray(img.convert("RGB")))
+                ax.imshow(np.asarray(open_rgb(run_dir / "distilled" / items[j]["file"])))
                 ax.set_title(f"{items[j].get('margin', float('nan')):.3f}", fontsize=7)
         axes[i][0].text(-0.1, 0.5, items[0]["class"], transform=axes[i][0].transAxes, ha="right", va="center",
                         fontsize=8)

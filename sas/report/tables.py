@@ -7,7 +7,8 @@ A cell holds the runs whose settings match its row, column and table filters
 (dataset, pool, sampler, IPC, model, ...). Its text is our best top-1 mean +-
 std over repeats (bold: the best of the row), then the paper's figure in
 parentheses; "missing" when no run matches, "failed" when the matching job
-failed (its failed.json). Two runs in one cell whose settings differ are an
+failed (its failed.json), "damaged (<file>)" when one of its record files
+does not parse (the job reruns when launched again). Two runs in one cell whose settings differ are an
 error, never an average.
 """
 
@@ -37,7 +38,7 @@ class ReportError(ValueError):
 @dataclass
 class Run:
     path: str
-    status: str                   # ok | failed | incomplete
+    status: str                   # ok | failed | incomplete | damaged
     fields: dict                  # dataset, pool, sampler, model, ipc, pool_mult, candidate_ratio, lam, eval_split
     settings: dict                # the run's config, without launch-only keys
     best: tuple | None = None     # (mean, std) of the best top-1, in %
@@ -56,26 +57,47 @@ def _fields(cfg: dict, choices: dict) -> dict:
             "lam": sampler.get("lam"), "eval_split": cfg.get("eval_split", "val")}
 
 
+def _read(path: Path, parse):
+    """(content, None), or (None, "damaged <path>: <why>") for a file that does not parse."""
+    try:
+        return parse(path.read_text()), None
+    except (ValueError, yaml.YAMLError, OSError, UnicodeDecodeError) as err:
+        return None, f"damaged {path}: {str(err).splitlines()[0][:120]}"
+
+
 def collect_runs(roots) -> list[Run]:
-    """Every job folder (one holding config.yaml) under the roots, finished, failed or unfinished."""
+    """Every job folder (one holding config.yaml) under the roots, finished, failed, unfinished or with a
+    damaged record file (status "damaged", the file named in `error`; its cell says so, the report goes on)."""
     runs = []
     for root in roots:
         for cfg_file in sorted(Path(root).rglob("config.yaml")):
             job = cfg_file.parent
             if job.name == "files" or "wandb" in job.parts or ".hydra" in job.parts:
                 continue
-            cfg = yaml.safe_load(cfg_file.read_text())
-            choices = json.loads((job / "choices.json").read_text()) if (job / "choices.json").is_file() else {}
+            cfg, bad = _read(cfg_file, yaml.safe_load)
+            if not isinstance(cfg, dict):
+                cfg, bad = {}, bad or f"damaged {cfg_file}: not a mapping"
+            choices, bad_choices = _read(job / "choices.json", json.loads) if (job / "choices.json").is_file() \
+                else ({}, None)
+            bad = bad or bad_choices
+            choices = choices if isinstance(choices, dict) else {}
             settings = {k: v for k, v in cfg.items() if k not in _NOT_SETTINGS}
             run = Run(str(job), "incomplete", _fields(cfg, choices), settings)
             if (job / "results.json").is_file():
-                res = json.loads((job / "results.json").read_text())
-                run.status = "ok"
-                run.best = (100 * res["best_top1_mean"], 100 * res["best_top1_std"])
-                run.last = (100 * res["last_top1_mean"], 100 * res["last_top1_std"])
+                res, bad_res = _read(job / "results.json", json.loads)
+                try:
+                    run.best = (100 * res["best_top1_mean"], 100 * res["best_top1_std"])
+                    run.last = (100 * res["last_top1_mean"], 100 * res["last_top1_std"])
+                    run.status = "ok"
+                except (TypeError, KeyError):
+                    bad = bad or bad_res or f"damaged {job / 'results.json'}: missing figures"
             elif (job / "failed.json").is_file():
+                failed, bad_failed = _read(job / "failed.json", json.loads)
                 run.status = "failed"
-                run.error = json.loads((job / "failed.json").read_text()).get("error")
+                run.error = failed.get("error") if isinstance(failed, dict) else None
+                bad = bad or bad_failed
+            if bad:
+                run.status, run.error = "damaged", bad
             runs.append(run)
     return runs
 
@@ -199,6 +221,8 @@ def _cell_texts(table: dict, bold_open: str, bold_close: str, pm: str) -> list[l
             ref_text = f" ({ref[0]:.1f})" if ref else ""
             if run is None:
                 text = "missing"
+            elif run.status == "damaged":
+                text = f"damaged ({run.error.split(': ')[0].removeprefix('damaged ')})"
             elif run.status != "ok":
                 text = run.status
             else:
