@@ -76,6 +76,12 @@ def _pool_stage(cfg, plan, table) -> tuple[list[str], list[int]]:
     return store.paths(plan.n_per_class)
 
 
+def _needs_real_train(encoder) -> bool:
+    """Visual prototypes and the domain encoder read the real train split."""
+    from sas.encoders.domain import DomainEncoder
+    return isinstance(encoder, DomainEncoder) or getattr(encoder, "prototypes", "text") == "visual"
+
+
 def _encode_stage(cfg, plan, files, table, real_train):
     import torch
 
@@ -247,9 +253,13 @@ def _run_stages(cfg, plan, folder: RunFolder, choices: dict, t_start: float) -> 
                 return cache[split]
             return load
 
+        # the real splits this run uses are decoded (every file checked) before the first expensive stage
+        evaluation_split = real("val") if cfg.get("eval_split", "val") == "val" else real("holdout")
+        evaluation_split()
+        if _needs_real_train(plan.encoder):
+            real("train")()
         files, labels = _pool_stage(cfg, plan, table)
         feats, protos, emb_file = _encode_stage(cfg, plan, files, table, real("train"))
-        evaluation_split = real("val") if cfg.get("eval_split", "val") == "val" else real("holdout")
         results = {}
         rank = _class_ranks(labels)                                           # position within its class
         for name, sampler in zip(names, plan.samplers.values()):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ClassTable", "CLASS_TABLES", "get_class_table"]
+__all__ = ["ClassTable", "CLASS_TABLES", "get_class_table", "unsafe_folder_name"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,11 @@ class ClassTable:
             raise ValueError(f"class table '{self.name}': wnids, imagenet_ids and names differ in length")
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"class table '{self.name}': class names repeat")
+        for c, folder in enumerate(self.folders):
+            why = unsafe_folder_name(folder)
+            if why:
+                raise ValueError(f"class table '{self.name}': class {c} '{self.names[c]}' cannot be a folder name "
+                                 f"({why}); rename the class")
 
     def __len__(self) -> int:
         return len(self.names)
@@ -42,6 +47,27 @@ class ClassTable:
         """A table for any other ImageFolder dataset, from its class-name list."""
         n = len(names)
         return cls(name, tuple(wnids or [None] * n), tuple(imagenet_ids or [None] * n), tuple(names))
+
+
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+_FORBIDDEN = set('<>:"/\\|?*')
+
+
+def unsafe_folder_name(name: str) -> str | None:
+    """Why `name` is not a folder name that is safe on every filesystem, or None. Class folders are written
+    under distilled/ and the pool store, so a name must not leave them or break on Windows / macOS."""
+    if not name or name.strip() != name:
+        return "empty, or leading / trailing spaces"
+    if name in (".", "..") or name.endswith("."):
+        return "'.' or '..' or a trailing dot"
+    bad = sorted({ch for ch in name if ch in _FORBIDDEN or ord(ch) < 32})
+    if bad:
+        return f"contains {''.join(bad)!r}"
+    if name.split(".")[0].upper() in _RESERVED:
+        return "a reserved device name on Windows"
+    if len(name.encode()) > 200:
+        return "longer than 200 bytes"
+    return None
 
 
 def _table(name: str, rows: str) -> ClassTable:

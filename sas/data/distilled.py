@@ -64,6 +64,10 @@ def read_manifest(directory) -> list[dict]:
             row["file"], row["label"] = str(row["file"]), int(row["label"])
         except (ValueError, KeyError, TypeError) as err:
             raise DataError(f"{path}:{n}: bad manifest line ({err}): {line[:200]}") from None
+        rel = Path(row["file"])
+        if rel.is_absolute() or ".." in rel.parts or "\\" in row["file"] or not rel.parts:
+            raise DataError(f"{path}:{n}: file {row['file']!r} must be a path inside the distilled set (relative, "
+                            "no '..')")
         rows.append(row)
     if not rows:
         raise DataError(f"distilled set manifest is empty: {path}")

@@ -129,40 +129,66 @@ def open_rgb(path, alpha: str = "drop"):
         raise DataError(f"cannot read image {path}: {err}") from None
 
 
-def list_class_files(root: Path, table: ClassTable) -> list[tuple[str, int]]:
-    """(path, label) for every image under root/<class folder>/, sorted by name within a class."""
+def list_class_files(root: Path, table: ClassTable, follow_symlinks: bool = False) -> list[tuple[str, int]]:
+    """(path, label) for every image under root/<class folder>/, sorted by name within a class.
+
+    Symbolic links are refused (naming them) when they lead outside root, or when a class folder is
+    the same folder as another class's; follow_symlinks=True accepts them as they are.
+    """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"data folder not found: {root}")
-    out = []
+    real_root = root.resolve()
+    out, seen = [], {}
     for label, folder in enumerate(table.folders):
         d = root / folder
         if not d.is_dir():
             raise DataError(f"class folder missing: {d} (class {label} '{table.names[label]}' of {table.name})")
+        real = d.resolve()
+        if not follow_symlinks:
+            if real_root not in real.parents:
+                raise DataError(f"class folder {d} links outside {root} (to {real}); set follow_symlinks=true to "
+                                "accept it")
+            if real in seen:
+                raise DataError(f"class folder {d} is the same folder as {seen[real]}: two classes would share "
+                                "images")
+        seen[real] = d
         files = sorted(p for p in d.iterdir() if p.suffix in IMAGE_EXTENSIONS and p.is_file())
+        if not follow_symlinks:
+            for p in files:
+                if p.is_symlink() and real_root not in p.resolve().parents:
+                    raise DataError(f"image {p} links outside {root} (to {p.resolve()}); set follow_symlinks=true "
+                                    "to accept it")
         if not files:
             raise DataError(f"class folder has no images: {d} (class {label} '{table.names[label]}')")
         out += [(str(p), label) for p in files]
     return out
 
 
-def decode_all(paths: list[str], image_size: int, workers: int | None = None) -> Tensor:
-    """Decode files in a thread pool -> (N, 3, S, S) uint8; the first bad file raises."""
+def decode_all(paths: list[str], image_size: int, workers: int | None = None, progress: bool | None = None
+               ) -> Tensor:
+    """Decode files in a thread pool -> (N, 3, S, S) uint8; the first bad file raises, naming it.
+    A progress bar with a rate shows for large sets (progress=None: from 2,000 files on)."""
+    from tqdm.auto import tqdm
+
     workers = workers or min(16, os.cpu_count() or 1)
     out = torch.empty(len(paths), 3, image_size, image_size, dtype=torch.uint8)
 
     def one(i):
         out[i] = load_image(paths[i], image_size)
 
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(one, range(len(paths))))
+    show = len(paths) >= 2000 if progress is None else progress
+    with ThreadPoolExecutor(workers) as pool, tqdm(total=len(paths), desc="decode", unit="img",
+                                                   disable=not show, leave=False) as bar:
+        for _ in pool.map(one, range(len(paths))):
+            bar.update(1)
     return out
 
 
 def load_class_folders(root, table: ClassTable, image_size: int, source: str | None = None,
-                       per_class: int | None = None) -> ImageSet:
+                       per_class: int | None = None, follow_symlinks: bool = False) -> ImageSet:
     """Read root/<class folder>/* for every class of the table (first per_class files of each, if set)."""
-    items = list_class_files(Path(root), table)
+    items = list_class_files(Path(root), table, follow_symlinks)
     if per_class is not None:
         kept, count = [], Counter()
         for path, label in items:

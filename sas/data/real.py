@@ -81,6 +81,7 @@ class RealData:
     classes: list[str] | None = None        # class names for a custom `folder` dataset
     seed: int = 0                           # digits split
     md5: str | None = field(default=None)   # fastai archive checksum override
+    follow_symlinks: bool = False           # accept class folders / images that link outside the root
 
     def __post_init__(self):
         if self.layout not in LAYOUTS:
@@ -99,7 +100,7 @@ class RealData:
         if self.layout in ("imagenet", "folder", "fastai"):
             from sas.data.images import list_class_files
             for split in SPLITS:
-                list_class_files(self._split_dir(split, fetch=False), self.table)
+                list_class_files(self._split_dir(split, fetch=False), self.table, self.follow_symlinks)
         elif self.layout == "cifar10" and not self.download and not (Path(self.root) / "cifar-10-batches-py").is_dir():
             raise DataError(f"CIFAR-10 not found under {self.root} (cifar-10-batches-py); set dataset.download=true")
 
@@ -134,7 +135,7 @@ class RealData:
         }[self.layout]
         if self.layout == "fastai":
             log.warning("reading the %s", source)
-        return load_class_folders(where, self.table, self.image_size, source, per_class)
+        return load_class_folders(where, self.table, self.image_size, source, per_class, self.follow_symlinks)
 
     def _cifar10(self, split: str) -> ImageSet:
         from torchvision.datasets import CIFAR10

@@ -22,6 +22,7 @@ __all__ = ["FolderPool"]
 @dataclass
 class FolderPool:
     root: str
+    follow_symlinks: bool = False        # accept class folders / images that link outside the root
 
     def key_config(self) -> dict:
         return {"kind": "folder", "root": str(Path(self.root).resolve())}
@@ -29,7 +30,7 @@ class FolderPool:
     def paths(self, table: ClassTable, n_per_class: int, verify: bool = True) -> tuple[list[str], list[int]]:
         from PIL import Image
 
-        items = list_class_files(Path(self.root), table)
+        items = list_class_files(Path(self.root), table, self.follow_symlinks)
         files, labels = [], []
         for label in range(len(table)):
             mine = [p for p, y in items if y == label]

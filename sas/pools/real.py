@@ -28,7 +28,7 @@ class RealPool:
               ) -> tuple[list[str], list[int]]:
         """The first n_per_class train files of each class in name order; None: all of them."""
         if data.layout in ("imagenet", "fastai", "folder"):
-            items = list_class_files(data._split_dir("train"), table)
+            items = list_class_files(data._split_dir("train"), table, data.follow_symlinks)
             by_class = [[p for p, y in items if y == c] for c in range(len(table))]
         else:
             by_class = self._materialise(data, table, cache_dir)
