@@ -147,9 +147,9 @@ def test_minimax_terms_on_hand_made_latents():
     assert math.isclose(neg.item(), 0.008 * (1 / math.sqrt(2)) / 2, rel_tol=1e-6)      # predicted memory [1, 0]
     (pos + neg).backward()
     assert x0_hat.grad is not None and x0_hat.grad[0].abs().sum() > 0  # gradient flows through x0_hat
-    assert len(mem.real[0]) == 2 and len(mem.pred[1]) == 1
+    assert len(mem.memories(0)[0]) == 2 and len(mem.memories(1)[1]) == 1
     mem.terms(torch.tensor([[3.0, 3.0]]), torch.tensor([[7.0, 7.0]]), torch.tensor([0]), 0.002, 0.008)
-    assert [m.tolist() for m in mem.real[0]] == [[5.0, 5.0], [7.0, 7.0]]  # FIFO of size 2
+    assert sorted(m.tolist() for m in mem.memories(0)[0]) == [[5.0, 5.0], [7.0, 7.0]]  # FIFO of size 2
     assert torch.allclose(cosine_matrix(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 2.0], [3.0, 0.0]])),
                           torch.tensor([[0.0, 1.0]]))
 

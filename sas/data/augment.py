@@ -2,7 +2,7 @@
 
     aug = TrainAugment(size=224)
     x = aug(images_uint8, generator)            # (B, 3, H, W) uint8 -> (B, 3, 224, 224) normalised float
-    x, y_a, y_b, lam = cutmix(x, y, beta=1.0, prob=1.0, rng=np_rng)
+    x, y_a, y_b, lam = cutmix(x, y, beta=1.0, prob=1.0, rng=np_rng, generator=device_generator)
     loss = lam * ce(model(x), y_a) + (1 - lam) * ce(model(x), y_b)
 
 Per image, as torchvision's transforms would do one image at a time:
@@ -39,14 +39,30 @@ def to_unit_float(x: Tensor) -> Tensor:
     return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
 
 
+_CONSTANTS: dict = {}
+
+
+def constant(values, device, dtype=torch.float32, shape=None) -> Tensor:
+    """A small constant tensor, made once per (values, device, dtype) and reused: no host-to-device copy
+    (and so no host sync on a GPU) per step."""
+    key = (tuple(values) if not isinstance(values[0], (tuple, list)) else tuple(map(tuple, values)),
+           str(device), dtype, shape)
+    t = _CONSTANTS.get(key)
+    if t is None:
+        t = torch.tensor(values, dtype=dtype).to(device)
+        t = t.view(shape) if shape is not None else t
+        _CONSTANTS[key] = t
+    return t
+
+
 def normalize(x: Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> Tensor:
-    m = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    s = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    m = constant(tuple(mean), x.device, x.dtype, (1, 3, 1, 1))
+    s = constant(tuple(std), x.device, x.dtype, (1, 3, 1, 1))
     return (x - m) / s
 
 
 def _gray(x: Tensor) -> Tensor:
-    w = torch.tensor(GRAY, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    w = constant(GRAY, x.device, x.dtype, (1, 3, 1, 1))
     return (x * w).sum(1, keepdim=True)  # (B, 1, H, W)
 
 
@@ -144,25 +160,28 @@ class TrainAugment(nn.Module):
         x = self.color_jitter(x, g)
         if self.lighting > 0:
             alpha = torch.randn(n, 3, generator=g, device=dev) * self.lighting      # (B, 3)
-            vec = torch.tensor(PCA_EIGVEC, device=dev)
-            val = torch.tensor(PCA_EIGVAL, device=dev)
+            vec = constant(PCA_EIGVEC, dev)
+            val = constant(PCA_EIGVAL, dev)
             rgb = (vec[None] * (alpha * val)[:, None, :]).sum(-1)                   # (B, 3)
             x = x + rgb[:, :, None, None]
         return normalize(x, self.mean, self.std)
 
 
-def cutmix(x: Tensor, y: Tensor, beta: float, prob: float, rng: np.random.Generator):
+def cutmix(x: Tensor, y: Tensor, beta: float, prob: float, rng: np.random.Generator,
+           generator: torch.Generator | None = None):
     """CutMix on a batch -> (mixed x, y_a, y_b, lam); the loss is lam * CE(y_a) + (1 - lam) * CE(y_b).
 
     One box per batch (as in the IDC code): lam ~ Beta(beta, beta), box of side
     sqrt(1 - lam) centred uniformly and clipped, pasted from a permuted batch;
     lam is then the kept area. With probability 1 - prob the batch is unchanged.
+    The host rng draws the box (plain numbers); the partner permutation is drawn on the
+    images' device (`generator`, a torch Generator there), so no step copies it over.
     """
     if beta <= 0 or rng.random() >= prob:
         return x, y, y, 1.0
     n, _, h, w = x.shape
     lam = rng.beta(beta, beta)
-    perm = torch.from_numpy(rng.permutation(n)).to(x.device)
+    perm = torch.randperm(n, generator=generator, device=x.device)
     cut = math.sqrt(1.0 - lam)
     cw, ch = int(w * cut), int(h * cut)
     cx, cy = int(rng.integers(w)), int(rng.integers(h))

@@ -31,7 +31,8 @@ class Classifier(pl.LightningModule):
         self.save_hyperparameters(ignore=["model"])
         self.model = model.to(memory_format=torch.channels_last) if channels_last else model
         self.curve: list[tuple[int, float]] = []
-        self._rng = np.random.default_rng([seed, 7])
+        self._rng = np.random.default_rng([seed, 7])      # CutMix's per-batch box (host numbers)
+        self._gen = None                                  # its partner permutation (on the device)
         self._correct = self._total = self._loss_sum = self._loss_n = None
 
     @property
@@ -53,7 +54,9 @@ class Classifier(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y = batch                                                        # (B, 3, S, S), (B,)
-        x, y_a, y_b, lam = cutmix(x, y, self.hparams.cutmix_beta, self.hparams.cutmix_prob, self._rng)
+        if self._gen is None or self._gen.device != x.device:
+            self._gen = torch.Generator(device=x.device).manual_seed(self.hparams.seed * 7919 + 7)
+        x, y_a, y_b, lam = cutmix(x, y, self.hparams.cutmix_beta, self.hparams.cutmix_prob, self._rng, self._gen)
         logits = self(x)
         loss = lam * F.cross_entropy(logits, y_a) + (1 - lam) * F.cross_entropy(logits, y_b)
         if self._loss_sum is None:

@@ -18,6 +18,13 @@ from sas.data.augment import IMAGENET_MEAN, IMAGENET_STD, TrainAugment, normaliz
 from sas.data.images import ImageSet
 
 
+def pin_on_cuda(trainer) -> bool:
+    """Pin the index batches when training on CUDA: their copy to the device is then asynchronous."""
+    device = getattr(getattr(trainer, "strategy", None), "root_device", None)
+    return device is not None and device.type == "cuda"
+
+
+
 class ResidentDataModule(pl.LightningDataModule):
     def __init__(self, train: ImageSet, val: ImageSet, augment: TrainAugment | None = None,
                  batch_size: int = 64, eval_batch_size: int = 500, seed: int = 0,
@@ -32,10 +39,12 @@ class ResidentDataModule(pl.LightningDataModule):
         self._device = None
 
     def train_dataloader(self):
-        return DataLoader(torch.arange(len(self.train_set)), batch_size=self.batch_size, shuffle=True)
+        return DataLoader(torch.arange(len(self.train_set)), batch_size=self.batch_size, shuffle=True,
+                          pin_memory=pin_on_cuda(self.trainer))
 
     def val_dataloader(self):
-        return DataLoader(torch.arange(len(self.val_set)), batch_size=self.eval_batch_size, shuffle=False)
+        return DataLoader(torch.arange(len(self.val_set)), batch_size=self.eval_batch_size, shuffle=False,
+                          pin_memory=pin_on_cuda(self.trainer))
 
     def _to(self, device: torch.device) -> None:
         """Move both sets to the device once; seed the per-image draws (on the device)."""

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from sas.lit.datamodule import pin_on_cuda
 from sas.lit.latents import per_process_batch
 
 __all__ = ["DDPMModule", "ImageDataModule", "snr_weighted_loss"]
@@ -37,7 +38,8 @@ def snr_weighted_loss(x0_hat: torch.Tensor, x0: torch.Tensor, alphas_cumprod: to
 
 
 class ImageDataModule(pl.LightningDataModule):
-    """uint8 images (N, 3, S, S) + labels, scaled to [-1, 1] with random flips, on the device."""
+    """uint8 images (N, 3, S, S) + labels, moved to the device once; batches scaled to [-1, 1] with random
+    flips there (the loader yields indices only)."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 128, flip: bool = True):
         super().__init__()
@@ -48,15 +50,20 @@ class ImageDataModule(pl.LightningDataModule):
         self.batch_size = per_process_batch(self.global_batch_size, self.trainer)
 
     def train_dataloader(self):
-        return DataLoader(torch.arange(len(self.labels)), batch_size=self.batch_size, shuffle=True, drop_last=False)
+        return DataLoader(torch.arange(len(self.labels)), batch_size=self.batch_size, shuffle=True, drop_last=False,
+                          pin_memory=pin_on_cuda(self.trainer))
 
     def on_after_batch_transfer(self, batch, dataloader_idx):
-        idx = batch.cpu()
-        x = self.images[idx].to(batch.device).float() / 127.5 - 1
+        idx = batch                                                    # (B,) on the device
+        if getattr(self, "_device", None) != idx.device:               # once: the images move to the device
+            self._resident = (self.images.to(idx.device), self.labels.to(idx.device))
+            self._device = idx.device
+        images, labels = self._resident
+        x = images[idx].float() / 127.5 - 1
         if self.flip:
-            mirror = torch.rand(len(idx), device=batch.device) < 0.5
+            mirror = torch.rand(len(idx), device=idx.device) < 0.5
             x = torch.where(mirror[:, None, None, None], x.flip(-1), x)
-        return x, self.labels[idx].to(batch.device)
+        return x, labels[idx]
 
 
 class DDPMModule(pl.LightningModule):
@@ -85,7 +92,7 @@ class DDPMModule(pl.LightningModule):
             loss = snr_weighted_loss(out, x0, self.scheduler.alphas_cumprod, t)
         else:
             loss = F.mse_loss(out.float(), noise.float())
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/loss", loss, on_step=True, on_epoch=True)     # no progress-bar read per step
         return loss
 
     def configure_optimizers(self):
@@ -93,7 +100,7 @@ class DDPMModule(pl.LightningModule):
 
         h = self.hparams
         opt = torch.optim.AdamW(self.unet.parameters(), lr=h.lr, betas=tuple(h.betas), eps=h.eps,
-                                weight_decay=h.weight_decay)
+                                weight_decay=h.weight_decay, fused=True)   # step counts stay on the device
         total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1
         sched = get_scheduler(h.lr_schedule, opt, num_warmup_steps=h.warmup_steps, num_training_steps=total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -42,8 +42,9 @@ def discretized_gaussian_log_likelihood(x, means, log_scales):
     return torch.where(x < -0.999, log_cdf_plus, torch.where(x > 0.999, log_one_minus_cdf_min, log_delta))
 
 
-def _at(a: Tensor, t: Tensor, ndim: int) -> Tensor:
-    return a.to(t.device)[t].float().view(-1, *([1] * (ndim - 1)))
+def _at(table: Tensor, t: Tensor, ndim: int) -> Tensor:
+    """table[t] as (B, 1, ..., 1) float32; the table already lives on t's device (GaussianDiffusion._on)."""
+    return table[t].view(-1, *([1] * (ndim - 1)))
 
 
 class GaussianDiffusion:
@@ -59,6 +60,22 @@ class GaussianDiffusion:
         self.posterior_log_variance_clipped = torch.log(torch.cat([post_var[1:2], post_var[1:]]))
         self.posterior_mean_coef1 = b * acp_prev.sqrt() / (1 - acp)
         self.posterior_mean_coef2 = (1 - acp_prev) * (1 - b).sqrt() / (1 - acp)
+        self.log_betas = torch.log(b)
+        self._device_tables: dict = {}
+
+    _TABLES = ("sqrt_acp", "sqrt_1m_acp", "sqrt_recip_acp", "sqrt_recipm1_acp", "posterior_log_variance_clipped",
+               "posterior_mean_coef1", "posterior_mean_coef2", "log_betas")
+
+    def _on(self, device) -> dict:
+        """The schedule tables as float32 on `device`, copied there once (computed in float64 on the host,
+        then cast, as the original's _extract_into_tensor does per lookup)."""
+        key = str(device)
+        if key not in self._device_tables:
+            self._device_tables[key] = {n: getattr(self, n).float().to(device) for n in self._TABLES}
+        return self._device_tables[key]
+
+    def __getstate__(self):                               # pickles (ddp_spawn) without device copies
+        return {**self.__dict__, "_device_tables": {}}
 
     @classmethod
     def linear(cls, timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> "GaussianDiffusion":
@@ -66,18 +83,22 @@ class GaussianDiffusion:
         return cls(torch.linspace(scale * beta_start, scale * beta_end, timesteps, dtype=torch.float64))
 
     def q_sample(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
-        return _at(self.sqrt_acp, t, x0.dim()) * x0 + _at(self.sqrt_1m_acp, t, x0.dim()) * noise
+        T = self._on(t.device)
+        return _at(T["sqrt_acp"], t, x0.dim()) * x0 + _at(T["sqrt_1m_acp"], t, x0.dim()) * noise
 
     def predict_x0(self, x_t: Tensor, t: Tensor, eps: Tensor) -> Tensor:
-        return _at(self.sqrt_recip_acp, t, x_t.dim()) * x_t - _at(self.sqrt_recipm1_acp, t, x_t.dim()) * eps
+        T = self._on(t.device)
+        return _at(T["sqrt_recip_acp"], t, x_t.dim()) * x_t - _at(T["sqrt_recipm1_acp"], t, x_t.dim()) * eps
 
     def _posterior_mean(self, x0, x_t, t):
-        return _at(self.posterior_mean_coef1, t, x0.dim()) * x0 + _at(self.posterior_mean_coef2, t, x0.dim()) * x_t
+        T = self._on(t.device)
+        return _at(T["posterior_mean_coef1"], t, x0.dim()) * x0 + _at(T["posterior_mean_coef2"], t, x0.dim()) * x_t
 
     def vb(self, eps: Tensor, v: Tensor, x0: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
         """Variational bound term (B,) in bits/dim for a model output eps (detached by the caller) and v."""
-        min_log = _at(self.posterior_log_variance_clipped, t, x0.dim())
-        max_log = _at(torch.log(self.betas), t, x0.dim())
+        T = self._on(t.device)
+        min_log = _at(T["posterior_log_variance_clipped"], t, x0.dim())
+        max_log = _at(T["log_betas"], t, x0.dim())
         frac = (v + 1) / 2
         model_logvar = frac * max_log + (1 - frac) * min_log
         model_mean = self._posterior_mean(self.predict_x0(x_t, t, eps), x_t, t)

@@ -6,7 +6,9 @@
 Each step draws, per image, a horizontal flip and a fresh VAE posterior sample
 (mean + std * noise) times the latent scale: the same distribution as encoding
 a randomly flipped image every step, at a fraction of the cost (the VAE runs
-once per image and flip instead of once per step).
+once per image and flip instead of once per step). The moments and labels move
+to the device once; the loader yields indices plus the labels as host numbers
+(for the Minimax memories), so no step waits on the device.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
+
+from sas.lit.datamodule import pin_on_cuda
 
 __all__ = ["encode_moments", "LatentDataModule", "per_process_batch"]
 
@@ -60,19 +64,27 @@ class LatentDataModule(pl.LightningDataModule):
 
     def train_dataloader(self):
         # under DDP Lightning gives each process its own shard of this shuffle (DistributedSampler)
-        return DataLoader(torch.arange(len(self.labels)), batch_size=self.batch_size, shuffle=True, drop_last=True)
+        host_labels = self.labels.tolist()
+
+        def collate(ids):                                  # (indices, labels as host numbers)
+            return torch.tensor(ids), [host_labels[i] for i in ids]
+
+        return DataLoader(range(len(self.labels)), batch_size=self.batch_size, shuffle=True, drop_last=True,
+                          collate_fn=collate, pin_memory=pin_on_cuda(self.trainer))
 
     def on_after_batch_transfer(self, batch, dataloader_idx):
-        idx = batch
-        if self._device != idx.device:
+        idx, host_labels = batch                                             # (B,) on the device, list
+        if self._device != idx.device:                                       # once: everything to the device
             rank = self.trainer.global_rank if self.trainer is not None else 0
             self.gen = torch.Generator(device=idx.device).manual_seed(self.seed * 1000 + rank)
+            self._on_device = [t.to(idx.device) for t in (self.moments, self.labels, self.model_labels)]
             self._device = idx.device
-        m = self.moments[idx.cpu()].to(idx.device)                           # (B, 2, 2, C, h, w)
+        moments, labels, model_labels = self._on_device
+        m = moments[idx]                                                     # (B, 2, 2, C, h, w)
         rows = torch.arange(len(idx), device=idx.device)
         flip = (torch.rand(len(idx), generator=self.gen, device=idx.device) < 0.5).long() if self.flip \
             else torch.zeros(len(idx), dtype=torch.long, device=idx.device)
         mean, logvar = m[rows, flip, 0].float(), m[rows, flip, 1].float()      # (B, C, h, w)
         noise = torch.randn(mean.shape, generator=self.gen, device=idx.device)
         latents = (mean + torch.exp(0.5 * logvar.clamp(-30, 20)) * noise) * self.latent_scale
-        return latents, self.labels[idx.cpu()].to(idx.device), self.model_labels[idx.cpu()].to(idx.device)
+        return latents, labels[idx], model_labels[idx], host_labels

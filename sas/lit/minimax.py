@@ -11,7 +11,9 @@ gradient):
     diversity          = lambda_neg * max cos(x0_hat_c, predicted memory_c)
 each divided by the number of classes in the batch. Per class, memories of the
 last `memory_size` real latents and predicted x0_hat (detached), FIFO, updated
-after the terms of that class are computed.
+after the terms of that class are computed. No step waits on the device: the
+schedule tables and memories live there, and the batch's classes are known
+from the host's labels (sas.lit.latents passes them along).
 
 Under DDP every process keeps its own memories of the samples it saw (they are
 not synchronised, as in the original code); gradients, and so the weights, are
@@ -41,28 +43,62 @@ def cosine_matrix(a: Tensor, b: Tensor) -> Tensor:
 
 
 class MinimaxMemory:
+    """Per-class FIFO memories of the last `size` real latents and predicted x0_hat (detached), kept as
+    ring buffers on the latents' device. Which rows belong to which class comes from the host's labels,
+    and the batch is sorted by label on the device, so a step never waits on the device."""
+
     def __init__(self, size: int = 64):
         self.size = size
-        self.real: dict[int, deque] = {}   # plain dicts: the module must pickle for ddp_spawn
-        self.pred: dict[int, deque] = {}
+        self.real: dict[int, Tensor] = {}      # class -> (size, D) ring buffer (plain dicts: pickles for ddp_spawn)
+        self.pred: dict[int, Tensor] = {}
+        self.fill: dict[int, int] = {}         # rows written so far (host numbers)
 
-    def terms(self, x0_hat: Tensor, real: Tensor, labels: Tensor, lambda_pos: float, lambda_neg: float
-              ) -> tuple[Tensor, Tensor]:
-        """Representativeness and diversity terms of a batch; then the memories take the batch in."""
+    def _push(self, c: int, real: Tensor, pred: Tensor) -> None:
+        """Append rows (n, D) to class c's memories, the oldest leaving first."""
+        if c not in self.real:
+            self.real[c] = real.new_zeros(self.size, real.shape[1])
+            self.pred[c] = pred.new_zeros(self.size, pred.shape[1])
+            self.fill[c] = 0
+        n = real.shape[0]
+        real, pred = real[-self.size:], pred[-self.size:]                # only the newest `size` can stay
+        start = (self.fill[c] + n - real.shape[0]) % self.size
+        first = min(real.shape[0], self.size - start)
+        for store, rows in ((self.real, real), (self.pred, pred)):
+            buf = store[c].clone()                     # out of place: this step's graph still reads the old one
+            buf[start:start + first] = rows[:first]
+            buf[:rows.shape[0] - first] = rows[first:]
+            store[c] = buf
+        self.fill[c] += n
+
+    def memories(self, c: int) -> tuple[Tensor, Tensor]:
+        """(real, predicted) memories of class c, (k, D) each, k = min(rows written, size); any order."""
+        k = min(self.fill.get(c, 0), self.size)
+        return self.real[c][:k], self.pred[c][:k]
+
+    def terms(self, x0_hat: Tensor, real: Tensor, labels: Tensor, lambda_pos: float, lambda_neg: float,
+              host_labels: list[int] | None = None) -> tuple[Tensor, Tensor]:
+        """Representativeness and diversity terms of a batch; then the memories take the batch in.
+
+        x0_hat, real: (B, ...) and labels (B,) on the device; host_labels: the same labels as host numbers
+        (read from `labels` when not given: one sync).
+        """
+        host_labels = labels.tolist() if host_labels is None else list(host_labels)
         pos = x0_hat.new_zeros(())
         neg = x0_hat.new_zeros(())
-        classes = sorted(set(labels.tolist()))
-        for c in classes:
-            mask = labels == c
-            self.real.setdefault(c, deque(maxlen=self.size))
-            self.pred.setdefault(c, deque(maxlen=self.size))
-            if len(self.pred[c]):
-                pos = pos + lambda_pos * (1 - cosine_matrix(x0_hat[mask], torch.stack(tuple(self.real[c]))).min()) \
-                    / len(classes)
-                neg = neg + lambda_neg * cosine_matrix(x0_hat[mask], torch.stack(tuple(self.pred[c]))).max() \
-                    / len(classes)
-            self.real[c].extend(real[mask].detach())
-            self.pred[c].extend(x0_hat[mask].detach())
+        classes = sorted(set(host_labels))
+        counts = [host_labels.count(c) for c in classes]
+        order = torch.argsort(labels, stable=True) if len(classes) > 1 else None
+        xs = (x0_hat if order is None else x0_hat[order]).flatten(1)     # (B, D), grouped by class
+        rs = (real if order is None else real[order]).flatten(1).detach()
+        start = 0
+        for c, n in zip(classes, counts):
+            x_c, r_c = xs[start:start + n], rs[start:start + n]
+            start += n
+            if self.fill.get(c, 0):
+                mem_real, mem_pred = self.memories(c)
+                pos = pos + lambda_pos * (1 - cosine_matrix(x_c, mem_real).min()) / len(classes)
+                neg = neg + lambda_neg * cosine_matrix(x_c, mem_pred).max() / len(classes)
+            self._push(c, r_c, x_c.detach())
         return pos, neg
 
 
@@ -80,7 +116,7 @@ class MinimaxModule(pl.LightningModule):
         self.memory = MinimaxMemory(memory_size)
 
     def training_step(self, batch, batch_idx):
-        x0, labels, model_labels = batch                      # latents (B, C, h, w), dataset / model labels (B,)
+        x0, labels, model_labels, host_labels = batch        # latents (B, C, h, w), labels (B,) x2, host list
         B = x0.shape[0]
         t = torch.randint(0, self.diffusion.num_timesteps, (B,), device=x0.device)
         noise = torch.randn_like(x0)
@@ -92,12 +128,14 @@ class MinimaxModule(pl.LightningModule):
         loss = losses["loss"].mean()
         pos = neg = loss.new_zeros(())
         if self.hparams.minimax:
-            pos, neg = self.memory.terms(losses["x0_hat"], x0, labels, self.hparams.lambda_pos, self.hparams.lambda_neg)
+            pos, neg = self.memory.terms(losses["x0_hat"], x0, labels, self.hparams.lambda_pos,
+                                         self.hparams.lambda_neg, host_labels)
         total = loss + pos + neg
-        self.log_dict({"train/loss": loss, "train/representativeness": pos, "train/diversity": neg},
-                      on_step=True, prog_bar=True)
+        # logged every log_every_n_steps (one sync then); not on the progress bar, which would read it each step
+        self.log_dict({"train/loss": loss, "train/representativeness": pos, "train/diversity": neg}, on_step=True)
         return total
 
     def configure_optimizers(self):
         params = [p for p in self.transformer.parameters() if p.requires_grad]
-        return torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        # fused: one kernel per step, and the step counts stay on the device (no per-parameter .item())
+        return torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay, fused=True)
