@@ -6,12 +6,15 @@
 CPU: the same protocol (augmentation, CutMix, SGD + schedule, evaluation every
 epochs/evaluations) on the same model and data (digits, IPC 10, 32 px), once
 through `sas.lit.evaluate.run_repeat` (Lightning) and once as a plain loop;
-prints both times and their ratio (target <= 1.2).
+prints both times, their ratio (target <= 1.2), Lightning's fixed cost per
+epoch, and the host syncs per steady-state step (sas.syncs; target 0).
 
-GPU: ResNetAP-10 and ConvNet-6 at 224 px, batch 64, bf16, channels_last, on
-random data: ms per training step eager and under torch.compile (compile time
-separately), then one full IPC-10 protocol run (100 images, 2,000 epochs, 100
-evaluations on 500 val images) through the Lightning path.
+GPU: ResNetAP-10 contiguous vs channels_last (instance norm may lack a fast
+NHWC kernel); ResNetAP-10 and ConvNet-6 at 224 px, batch 64, bf16, on random
+data: ms per training step eager and under torch.compile (compile time
+separately, compilations inside the timed region printed: 0 expected), then
+one full IPC-10 protocol run (100 images, 2,000 epochs, 100 evaluations on 500
+val images) through the Lightning path, with the graphs it compiled.
 """
 
 from __future__ import annotations
@@ -92,6 +95,29 @@ def cpu_ratio(epochs: int, repeats: int) -> None:
     print(f"  Lightning path : {tl:7.2f} s  (best top-1 {r['best_top1']:.3f})")
     print(f"  bare loop      : {tb:7.2f} s  (best top-1 {best:.3f})")
     print(f"  ratio          : {tl / tb:7.2f}x  (target <= 1.2; best of {repeats})")
+    print(f"  Lightning's fixed cost: {1e3 * (tl - tb) / epochs:+.2f} ms per epoch (2 steps per epoch at IPC 10) "
+          f"= {(tl - tb) / epochs * 2000:+.1f} s per 2,000-epoch repeat")
+    print(f"  host syncs per steady-state step: {steady_syncs(train, val, spec, protocol)} (target 0)")
+
+
+def steady_syncs(train, val, spec: dict, protocol) -> int:
+    """Median host syncs per training step of the Lightning path (sas.syncs), within an epoch."""
+    import pytorch_lightning as pl
+
+    from sas.lit.classifier import Classifier
+    from sas.lit.datamodule import ResidentDataModule
+    from sas.models import build_model
+    from sas.syncs import StepSyncs
+
+    s = dict(spec)
+    module = Classifier(build_model(s.pop("name"), train.num_classes, image_size=protocol.image_size, **s), epochs=4)
+    counter = StepSyncs()
+    dm = ResidentDataModule(train, val, protocol.train_augment(), 8, protocol.eval_batch_size, 0,
+                            protocol.mean, protocol.std)
+    pl.Trainer(max_steps=10, callbacks=[counter], logger=False, enable_checkpointing=False, limit_val_batches=0,
+               enable_model_summary=False, enable_progress_bar=False, num_sanity_val_steps=0).fit(module, dm)
+    counts = sorted(sum(c.values()) for c in counter.per_step[2:])
+    return counts[len(counts) // 2]
 
 
 def gpu_figures(epochs: int) -> None:
@@ -103,8 +129,27 @@ def gpu_figures(epochs: int) -> None:
     from sas.lit.evaluate import Protocol, run_repeat
     from sas.models import build_model
 
+    from torch._dynamo.utils import counters
+
     dev = "cuda"
     print(f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}")
+    for fmt in (torch.contiguous_format, torch.channels_last):     # instance norm may lack a fast NHWC kernel
+        net = build_model("resnet_ap", 10, depth=10).to(dev).to(memory_format=fmt)
+        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, fused=True)
+        x = torch.randn(64, 3, 224, 224, device=dev).contiguous(memory_format=fmt)
+        y = torch.randint(0, 10, (64,), device=dev)
+        for i in range(25):
+            if i == 5:
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = F.cross_entropy(net(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        torch.cuda.synchronize()
+        print(f"  ResNetAP-10 eager bf16 {'channels_last' if fmt == torch.channels_last else 'contiguous':<14}"
+              f"{(time.perf_counter() - t0) / 20 * 1e3:6.1f} ms/step")
     models = {"ResNetAP-10": {"name": "resnet_ap", "depth": 10},
               "ConvNet-6": {"name": "convnet", "depth": 6, "width": 128}}
     for label, spec in models.items():
@@ -129,6 +174,7 @@ def gpu_figures(epochs: int) -> None:
             first = time.perf_counter() - t0
             for _ in range(5):
                 step()
+            graphs = counters["stats"]["unique_graphs"]
             torch.cuda.synchronize()
             t0 = time.perf_counter()
             for _ in range(50):
@@ -136,7 +182,8 @@ def gpu_figures(epochs: int) -> None:
             torch.cuda.synchronize()
             ms = (time.perf_counter() - t0) / 50 * 1e3
             print(f"  {label:<12} {'compiled' if compiled else 'eager':<8} {ms:6.1f} ms/step"
-                  + (f"  (first step incl. compile {first:.1f} s)" if compiled else ""))
+                  + (f"  (first step incl. compile {first:.1f} s; compilations in the timed region: "
+                     f"{counters['stats']['unique_graphs'] - graphs})" if compiled else ""))
     table = ClassTable.from_names("random10", [f"c{i}" for i in range(10)])
     g = torch.Generator().manual_seed(0)
     train = ImageSet(torch.randint(0, 256, (100, 3, 224, 224), generator=g, dtype=torch.uint8),
@@ -147,10 +194,13 @@ def gpu_figures(epochs: int) -> None:
         protocol = Protocol(epochs=epochs, image_size=224, repeats=1, precision="bf16-mixed",
                             channels_last=True, compile=compiled, progress=False)
         for label, spec in models.items():
+            graphs = counters["stats"]["unique_graphs"]
             t0 = time.perf_counter()
             run_repeat(train, val, spec, protocol, epochs, 0)
             print(f"  protocol run {label:<12} {'compiled' if compiled else 'eager':<8} "
-                  f"{epochs} epochs: {time.perf_counter() - t0:6.1f} s (compile included when compiled)")
+                  f"{epochs} epochs: {time.perf_counter() - t0:6.1f} s (target 25 s ResNetAP-10 / 30 s ConvNet-6; "
+                  f"compile included; graphs compiled: {counters['stats']['unique_graphs'] - graphs}: train batch "
+                  f"64, its last batch 36, eval)")
 
 
 def main() -> None:

@@ -169,7 +169,7 @@ def train_generator(cfg) -> Path:
     if data.layout not in ("digits", "cifar10"):
         data.check()
     out.mkdir(parents=True, exist_ok=True)
-    from sas.generators.dit import set_tf32
+    from sas.precision import set_tf32
     set_tf32(cfg.trainer.get("tf32", True))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     (_train_minimax if kind == "minimax" else _train_ddpm)(cfg, data, out)

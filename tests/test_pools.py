@@ -145,3 +145,35 @@ def test_folder_pool(tmp_path):
         f.unlink()
     with pytest.raises(DataError, match=r"class folder has no images: .*b"):
         FolderPool(str(tmp_path)).paths(table, 1)
+
+
+class _NoiseSource:
+    """A stand-in source: each image is its generator's first draws; records the batch sizes it saw."""
+
+    def __init__(self, compile):
+        self.compile, self.seen = compile, []
+
+    def key_config(self):
+        return {"kind": "noise", "compile": self.compile}
+
+    def check(self, table):
+        pass
+
+    def batch_size(self):
+        return 4
+
+    def sample(self, labels, generators):
+        self.seen.append(len(labels))
+        return torch.stack([(torch.rand(3, 4, 4, generator=g) * 255).to(torch.uint8) for g in generators])
+
+
+def test_compiled_sources_get_padded_batches_and_the_same_images(tmp_path):
+    from sas.data.classes import get_class_table
+    from sas.pools.base import generate_pool
+    table = get_class_table("digits")
+    padded, plain = _NoiseSource(compile=True), _NoiseSource(compile=False)
+    a = generate_pool(padded, table, 3, seed=0, cache_dir=tmp_path / "a", progress=False)   # 30 images, batch 4
+    b = generate_pool(plain, table, 3, seed=0, cache_dir=tmp_path / "b", progress=False)
+    assert padded.seen == [4] * 8 and plain.seen == [4] * 7 + [2]      # one shape: compiled once
+    for fa, fb in zip(a.paths(3)[0], b.paths(3)[0]):
+        assert Path(fa).read_bytes() == Path(fb).read_bytes()

@@ -93,16 +93,15 @@ class OpenCLIPEncoder:
         model, _, _, dev = self._load()
         cfg = model.visual.preprocess_cfg
         S = cfg["size"][0] if isinstance(cfg["size"], (tuple, list)) else cfg["size"]
-        x = images.to(dev).float() / 255
+        x = images.to(dev, non_blocking=True).float() / 255
         h, w = x.shape[-2:]
         scale = S / min(h, w)
         x = F.interpolate(x, size=(max(S, round(h * scale)), max(S, round(w * scale))), mode="bicubic",
                           antialias=True, align_corners=False).clamp_(0, 1)
         top, left = (x.shape[-2] - S) // 2, (x.shape[-1] - S) // 2
         x = x[..., top:top + S, left:left + S]
-        mean = torch.tensor(cfg["mean"], device=dev).view(1, 3, 1, 1)
-        std = torch.tensor(cfg["std"], device=dev).view(1, 3, 1, 1)
-        return (x - mean) / std
+        from sas.data.augment import normalize
+        return normalize(x, tuple(cfg["mean"]), tuple(cfg["std"]))          # constants cached per device
 
     def encode_tensors(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images (N, 3, H, W) -> (N, d) normalised embeddings (hands generator output straight in)."""
@@ -125,12 +124,21 @@ class OpenCLIPEncoder:
             return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
 
         out = []
-        with ThreadPoolExecutor(min(self.workers, os.cpu_count() or 1)) as pool:
-            for i in tqdm(range(0, len(files), self.batch_size), desc="encode", disable=not progress):
-                batch = list(pool.map(load, files[i:i + self.batch_size]))
+        starts = list(range(0, len(files), self.batch_size))
+        with ThreadPoolExecutor(min(self.workers, os.cpu_count() or 1)) as decode, ThreadPoolExecutor(1) as ahead:
+            def batch_at(i):
+                return list(decode.map(load, files[i:i + self.batch_size]))
+
+            nxt = ahead.submit(batch_at, starts[0]) if starts else None
+            for j, i in enumerate(tqdm(starts, desc="encode", unit="batch", disable=not progress)):
+                batch = nxt.result()
+                if j + 1 < len(starts):                  # decode the next batch while this one encodes
+                    nxt = ahead.submit(batch_at, starts[j + 1])
                 if self.preprocess == "pil":
                     out.append(self._encode_batch(torch.stack(batch)))
-                else:  # sizes may differ: preprocess each to S, then batch
+                elif len({b.shape for b in batch}) == 1:  # a generated pool: one size, one batched resize
+                    out.append(self._encode_batch(self._tensor_preprocess(torch.stack(batch))))
+                else:  # sizes differ: preprocess each to S, then batch
                     out.append(self._encode_batch(torch.cat([self._tensor_preprocess(b[None]) for b in batch])))
         return torch.cat(out) if out else torch.empty(0, self.dim)
 

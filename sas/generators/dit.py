@@ -26,18 +26,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["set_tf32", "match_original_dit", "original_timestep_features", "load_transformer", "load_vae",
+__all__ = ["match_original_dit", "original_timestep_features", "load_transformer", "load_vae",
            "ORIGINAL_FREQ_SHIFT", "ORIGINAL_NORM_EPS"]
 
 ORIGINAL_FREQ_SHIFT = 0.0     # facebookresearch/DiT TimestepEmbedder: exp(-ln(max_period) * i / half)
 ORIGINAL_NORM_EPS = 1e-6      # facebookresearch/DiT DiTBlock norm1 / norm2
-
-
-def set_tf32(allow: bool = True) -> None:
-    """TF32 for float32 matmuls and convolutions on CUDA (facebookresearch/DiT's sample.py and Minimax's
-    train_dit.py allow both); no effect on a CPU."""
-    torch.backends.cuda.matmul.allow_tf32 = bool(allow)
-    torch.backends.cudnn.allow_tf32 = bool(allow)
 
 
 def original_timestep_features(t: torch.Tensor, dim: int = 256, max_period: float = 10000.0) -> torch.Tensor:

@@ -64,6 +64,8 @@ class Protocol:
     precision: str = "32-true"                      # "bf16-mixed" on GPUs
     channels_last: bool = False
     compile: bool = False                           # torch.compile the model
+    tf32: bool = True                               # TF32 matmuls / convolutions in float32 on CUDA
+    cudnn_benchmark: bool = True                    # IDC's train.py sets cudnn.benchmark (fixed shapes)
     progress: bool = True                           # Lightning's progress bar
 
     def __post_init__(self):
@@ -131,8 +133,11 @@ def run_repeat(train: ImageSet, val: ImageSet, model: dict, protocol: Protocol, 
     from sas.lit.datamodule import ResidentDataModule
     from sas.models import build_model
 
+    from sas.precision import set_tf32
+
     seed = protocol.seed + repeat
     pl.seed_everything(seed, workers=True, verbose=False)
+    set_tf32(protocol.tf32)
     spec = dict(model)
     net = build_model(spec.pop("name"), num_classes=train.num_classes, image_size=protocol.image_size, **spec)
     if protocol.compile:
@@ -149,7 +154,8 @@ def run_repeat(train: ImageSet, val: ImageSet, model: dict, protocol: Protocol, 
         accelerator=protocol.accelerator, devices=protocol.devices, strategy=protocol.strategy,
         precision=protocol.precision, logger=logger if logger is not None else False,
         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
-        enable_progress_bar=protocol.progress, log_every_n_steps=1 << 30, deterministic=False)
+        enable_progress_bar=protocol.progress, log_every_n_steps=1 << 30, deterministic=False,
+        benchmark=protocol.cudnn_benchmark)
     trainer.fit(module, dm)
     if not module.curve or module.curve[-1][0] != epochs:  # make sure the last epoch is evaluated
         trainer.validate(module, dm, verbose=False)

@@ -66,10 +66,16 @@ def generate_pool(source: PoolSource, table: ClassTable, n_per_class: int, seed:
         bar = tqdm(total=len(todo), desc=f"pool {store.root.name}", unit="img", disable=not progress)
         with ThreadPoolExecutor(writers) as pool:
             pending = []
+            pad = bool(getattr(source, "compile", False))      # compiled: every batch the same shape
             for start in range(0, len(todo), bs):
                 chunk = todo[start:start + bs]
                 gens = [torch.Generator().manual_seed(image_seed(seed, c, k)) for c, k in chunk]
-                images = source.sample([c for c, _ in chunk], gens).cpu()     # (B, 3, H, W) uint8
+                labels = [c for c, _ in chunk]
+                if pad and len(chunk) < bs:                      # pad the last batch (fresh generators: the
+                    extra = bs - len(chunk)                      # real images' draws are untouched)
+                    labels += [labels[0]] * extra
+                    gens += [torch.Generator().manual_seed(i) for i in range(extra)]
+                images = source.sample(labels, gens)[:len(chunk)].cpu()      # (B, 3, H, W) uint8
                 pending += [pool.submit(store.write, c, k, img) for (c, k), img in zip(chunk, images)]
                 for f in [f for f in pending if f.done()]:
                     f.result()

@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from sas.data.classes import ClassTable
-from sas.generators.dit import set_tf32
+from sas.precision import set_tf32
 from sas.pools.store import weights_id
 
 __all__ = ["DiTSource", "respaced_timesteps", "dit_scheduler", "guided_output", "resolve_device_dtype"]
@@ -108,6 +108,7 @@ class DiTSource:
                                                      # under autocast, latents / guidance / scheduler in float32
     tf32: bool = True                                # TF32 matmuls for float32 (the original's sample.py allows them)
     batch: int | str = "auto"                        # images per batch; auto: by free device memory
+    decode_batch: int = 16                           # latents per VAE decode call (~97 MiB per 256-px image in bf16)
     compile: bool = False
     _loaded: tuple = field(default=None, init=False, repr=False)
 
@@ -182,9 +183,11 @@ class DiTSource:
         if dev.type != "cuda":
             return 8
         free, _ = torch.cuda.mem_get_info(dev)
+        free += torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)   # cached by PyTorch, reusable
+        free -= self.decode_batch * (97 if dt == torch.bfloat16 else 194) * 2 ** 20     # the VAE decode's chunk
         per_image = (40 if dt == torch.bfloat16 else 80) * 2 ** 20 * max(1, transformer.config.num_layers // 14)
-        # doubled batch (cond + uncond), no grad; float32 activations take twice bf16's
-        return int(max(8, min(500, free * 0.6 // per_image)))
+        # the DiT's doubled batch (cond + uncond), no grad; float32 activations take twice bf16's
+        return int(max(8, min(500, max(0, free) * 0.6 // per_image)))
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
@@ -208,6 +211,7 @@ class DiTSource:
             out = guided_output(out, B, self.guidance_scale, guided_channels) if self.guidance_scale != 1 \
                 else out[:B]
             x = sched.step(out, t, x, generator=generators).prev_sample           # float32 state
-        with low:
-            images = vae.decode(x / self.latent_scale).sample                     # (B, 3, H, W) in [-1, 1]
+        with low:                                                                 # decoded in chunks
+            images = torch.cat([vae.decode(z / self.latent_scale).sample
+                                for z in x.split(max(1, self.decode_batch))])     # (B, 3, H, W) in [-1, 1]
         return ((images.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
