@@ -15,7 +15,9 @@ def main(cfg):
     from hydra.types import RunMode
     from omegaconf import open_dict
 
+    from sas.console import quiet
     from sas.pipeline import record_failure, run
+    quiet()
     hc = HydraConfig.get()
     with open_dict(cfg):
         cfg.paths.output_dir = hc.runtime.output_dir

@@ -13,7 +13,9 @@ import hydra
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
 def main(cfg):
-    from sas.training import train_generator
+    from sas.console import quiet
+    from sas.generators.training import train_generator
+    quiet()
     print(f"trained generator: {train_generator(cfg)}")
 
 

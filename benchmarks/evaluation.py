@@ -5,7 +5,7 @@
 
 CPU: the same protocol (augmentation, CutMix, SGD + schedule, evaluation every
 epochs/evaluations) on the same model and data (digits, IPC 10, 32 px), once
-through `sas.lit.evaluate.run_repeat` (Lightning) and once as a plain loop;
+through `sas.evaluation.protocol.run_repeat` (Lightning) and once as a plain loop;
 prints both times, their ratio (target <= 1.2), Lightning's fixed cost per
 epoch, and the host syncs per steady-state step (sas.syncs; target 0).
 
@@ -35,8 +35,7 @@ def bare_loop(train, val, model_spec: dict, protocol, epochs: int, device: str =
     from sas.models import build_model
 
     torch.manual_seed(protocol.seed)
-    spec = dict(model_spec)
-    net = build_model(spec.pop("name"), train.num_classes, image_size=protocol.image_size, **spec).to(device)
+    net = build_model(model_spec, train.num_classes, image_size=protocol.image_size).to(device)
     aug = TrainAugment(protocol.image_size, scale=tuple(protocol.crop_scale), brightness=protocol.jitter,
                        contrast=protocol.jitter, saturation=protocol.jitter, lighting=protocol.lighting)
     opt = torch.optim.SGD(net.parameters(), lr=protocol.lr, momentum=protocol.momentum,
@@ -72,13 +71,13 @@ def cpu_ratio(epochs: int, repeats: int) -> None:
 
     from sas.data.images import ImageSet
     from sas.data.real import load_digits_split
-    from sas.lit.evaluate import Protocol, run_repeat
+    from sas.evaluation.protocol import Protocol, run_repeat
 
     train, val = load_digits_split("train", 32), load_digits_split("val", 32)
     idx = torch.cat([torch.nonzero(train.labels == c).flatten()[:10] for c in range(10)])
     train = ImageSet(train.images[idx], train.labels[idx], train.classes, "digits IPC 10")
     protocol = Protocol(epochs=epochs, evaluations=10, image_size=32, repeats=1, progress=False)
-    spec = {"name": "convnet", "depth": 3, "width": 64}
+    spec = {"_target_": "sas.models.convnet.ConvNet", "depth": 3, "width": 64}
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}")
     print(f"digits IPC 10 (100 images, 32 px), ConvNet-3 width 64, {epochs} epochs, 10 evaluations on 540 images")
@@ -104,13 +103,12 @@ def steady_syncs(train, val, spec: dict, protocol) -> int:
     """Median host syncs per training step of the Lightning path (sas.syncs), within an epoch."""
     import pytorch_lightning as pl
 
-    from sas.lit.classifier import Classifier
-    from sas.lit.datamodule import ResidentDataModule
+    from sas.evaluation.classifier import Classifier
+    from sas.evaluation.datamodule import ResidentDataModule
     from sas.models import build_model
     from sas.syncs import StepSyncs
 
-    s = dict(spec)
-    module = Classifier(build_model(s.pop("name"), train.num_classes, image_size=protocol.image_size, **s), epochs=4)
+    module = Classifier(build_model(spec, train.num_classes, image_size=protocol.image_size), epochs=4)
     counter = StepSyncs()
     dm = ResidentDataModule(train, val, protocol.train_augment(), 8, protocol.eval_batch_size, 0,
                             protocol.mean, protocol.std)
@@ -126,7 +124,7 @@ def gpu_figures(epochs: int) -> None:
 
     from sas.data.classes import ClassTable
     from sas.data.images import ImageSet
-    from sas.lit.evaluate import Protocol, run_repeat
+    from sas.evaluation.protocol import Protocol, run_repeat
     from sas.models import build_model
 
     from torch._dynamo.utils import counters
@@ -150,8 +148,8 @@ def gpu_figures(epochs: int) -> None:
         torch.cuda.synchronize()
         print(f"  ResNetAP-10 eager bf16 {'channels_last' if fmt == torch.channels_last else 'contiguous':<14}"
               f"{(time.perf_counter() - t0) / 20 * 1e3:6.1f} ms/step")
-    models = {"ResNetAP-10": {"name": "resnet_ap", "depth": 10},
-              "ConvNet-6": {"name": "convnet", "depth": 6, "width": 128}}
+    models = {"ResNetAP-10": {"_target_": "sas.models.resnet_ap.ResNetAP", "depth": 10},
+              "ConvNet-6": {"_target_": "sas.models.convnet.ConvNet", "depth": 6, "width": 128}}
     for label, spec in models.items():
         for compiled in (False, True):
             s = dict(spec)

@@ -171,8 +171,8 @@ def minimax_fit_rate(config: dict, steps: int, batch: int = 8) -> None:
     from diffusers import DiTTransformer2DModel
 
     from sas.generators.ema import EMA
-    from sas.lit.latents import LatentDataModule
-    from sas.lit.minimax import MinimaxModule
+    from sas.generators.latents import LatentDataModule
+    from sas.generators.minimax import MinimaxModule
     from sas.syncs import StepSyncs
 
     class Clock(pl.Callback):

@@ -21,7 +21,7 @@ class ConfigError(ValueError):
 @dataclass
 class Plan:
     samplers: dict          # name -> Sampler; the first is the run's own sampler
-    protocol: object        # sas.lit.evaluate.Protocol
+    protocol: object        # sas.evaluation.protocol.Protocol
     data: object            # sas.data.real.RealData
     pool: object            # a PoolSource or FolderPool
     encoder: object

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_copy", "atomic_torch_save",
-           "append_line", "read_jsonl", "file_digest"]
+           "append_line", "read_jsonl"]
 
 
 def atomic_write(path, fill) -> None:
@@ -95,12 +95,3 @@ def read_jsonl(path) -> list:
             os.truncate(path, len(head) + len(newline))
     return records
 
-
-def file_digest(path) -> str:
-    """SHA-256 of a file's bytes (hex)."""
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

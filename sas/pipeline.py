@@ -62,8 +62,8 @@ def _pool_stage(cfg, plan, table) -> tuple[list[str], list[int]]:
     if isinstance(src, RealPool):
         return src.paths(plan.data, table, plan.n_per_class, cfg.paths.cache_dir)
     if cfg.pool.get("train") is not None:  # a generator trained on the real train split first (cached)
-        from sas.pools.store import config_key
-        from sas.training import train_generator
+        from sas.cache import config_key
+        from sas.generators.training import train_generator
         train = cfg.pool.train
         dataset = OmegaConf.merge(cfg.dataset, {"image_size": train.generator.image_size})
         tcfg = OmegaConf.create({"generator": train.generator, "trainer": train.trainer, "dataset": dataset,
@@ -152,8 +152,8 @@ def _evaluate_stage(cfg, plan, sel_dir: Path, table, real_val, tracker) -> dict:
     from omegaconf import OmegaConf
 
     from sas.data.distilled import read_distilled
-    from sas.lit.evaluate import evaluate
-    from sas.pools.store import config_key
+    from sas.evaluation.protocol import evaluate
+    from sas.cache import config_key
 
     distilled = read_distilled(sel_dir / "distilled", table, plan.protocol.image_size)
     model = OmegaConf.to_container(cfg.model, resolve=True)

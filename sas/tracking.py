@@ -91,6 +91,7 @@ class Tracker:
         self.run = wandb.init(project=cfg.logger.project, entity=cfg.logger.get("entity"), group=cfg.name,
                               name=cfg.get("job_name") or out.name, job_type="distill", config=config,
                               dir=str(out), mode=mode, reinit="finish_previous", id=run_id, resume="allow",
+                              settings=wandb.Settings(silent=True),         # the job prints its own results
                               tags=list(cfg.logger.get("tags") or []))
 
     def lightning_logger(self, repeats: int):

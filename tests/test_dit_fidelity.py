@@ -16,7 +16,7 @@ from diffusers import DiTTransformer2DModel
 
 from sas.generators.difffit import load_original_checkpoint
 from sas.generators.dit import load_transformer, match_original_dit
-from sas.lit.minimax import MinimaxModule
+from sas.generators.minimax import MinimaxModule
 
 from test_minimax import TINY, original_state_dict
 

@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from sas.data.real import RealData
-from sas.lit.evaluate import Protocol
+from sas.evaluation.protocol import Protocol
 from sas.models import build_model, count_parameters
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -50,8 +50,7 @@ def test_fast_and_gpu_presets():
 
 @pytest.mark.parametrize("name,params", [("convnet6", 754_570), ("resnet_ap10", 4_910_922), ("resnet18", 11_181_642)])
 def test_model_configs(name, params):
-    spec = dict(cfg(f"+model={name}").model)
-    assert count_parameters(build_model(spec.pop("name"), 10, image_size=224, **spec)) == params
+    assert count_parameters(build_model(cfg(f"+model={name}").model, 10, image_size=224)) == params
 
 
 @pytest.mark.parametrize("name", ["imagewoof", "imagenette", "imageidc", "cifar10", "digits"])

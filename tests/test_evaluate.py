@@ -7,11 +7,11 @@ import torch
 
 from sas.data.images import ImageSet
 from sas.data.real import load_digits_split
-from sas.lit.classifier import Classifier
-from sas.lit.evaluate import Protocol, evaluate, summarize
+from sas.evaluation.classifier import Classifier
+from sas.evaluation.protocol import Protocol, evaluate, summarize
 from sas.models import build_model
 
-TINY = {"name": "convnet", "depth": 3, "width": 32}
+TINY = {"_target_": "sas.models.convnet.ConvNet", "depth": 3, "width": 32}
 
 
 @pytest.fixture(scope="module")

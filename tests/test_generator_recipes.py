@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from torch.utils.data import DataLoader
 
 from sas.generators.ema import EMA
-from sas.lit.latents import LatentDataModule, per_process_batch
+from sas.generators.latents import LatentDataModule, per_process_batch
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -78,7 +78,7 @@ def test_ema_warmup_is_diffusers_emamodel():
 
 
 def test_minimax_recipe_values():
-    from sas.training import _ema, _trainer
+    from sas.generators.training import _ema, _trainer
     cfg = train_cfg("generator=minimax", "trainer.accelerator=cpu", "trainer.devices=1")
     g = cfg.generator
     assert g.max_steps == 12000 and g.epochs == 8 and g.batch_size == 8 and g.lr == 1e-3
@@ -91,7 +91,7 @@ def test_minimax_recipe_values():
 
 
 def test_ddpm_recipe_values_and_trainer():
-    from sas.training import _ema, _trainer
+    from sas.generators.training import _ema, _trainer
     cfg = train_cfg("generator=ddpm", "dataset=cifar10", "trainer.accelerator=cpu", "trainer.devices=1")
     g = cfg.generator
     assert (g.beta_schedule, g.prediction_type, g.num_train_timesteps) == ("squaredcos_cap_v2", "sample", 1000)
@@ -110,7 +110,7 @@ def tiny_unet():
 
 
 def test_sample_prediction_loss_is_snr_weighted_x0_error():
-    from sas.lit.ddpm import DDPMModule, snr_weighted_loss
+    from sas.generators.ddpm import DDPMModule, snr_weighted_loss
     torch.manual_seed(0)
     module = DDPMModule(tiny_unet(), beta_schedule="squaredcos_cap_v2", prediction_type="sample")
     abar = module.scheduler.alphas_cumprod
@@ -125,7 +125,7 @@ def test_sample_prediction_loss_is_snr_weighted_x0_error():
 
 
 def test_ddpm_lr_warms_up_then_follows_a_cosine(tmp_path):
-    from sas.lit.ddpm import DDPMModule
+    from sas.generators.ddpm import DDPMModule
     module = DDPMModule(tiny_unet(), lr=1e-3, warmup_steps=10, lr_schedule="cosine")
     module.trainer = SimpleNamespace(estimated_stepping_batches=110)
     module._trainer = module.trainer
@@ -146,7 +146,7 @@ def test_sample_prediction_ddpm_trains_and_its_pool_samples(tmp_path):
     from sas.data.classes import get_class_table
     from sas.pools.base import generate_pool
     from sas.pools.ddpm import DDPMSource
-    from sas.training import train_generator
+    from sas.generators.training import train_generator
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=[
             "dataset=digits", f"paths.cache_dir={tmp_path / 'cache'}", f"output_dir={tmp_path / 'gen'}",

@@ -7,7 +7,7 @@ import pytest
 import torch
 from diffusers import DiTTransformer2DModel
 
-from sas.lit.minimax import MinimaxMemory, MinimaxModule, cosine_matrix
+from sas.generators.minimax import MinimaxMemory, MinimaxModule, cosine_matrix
 from sas.generators.difffit import add_difffit, convert_original_state_dict, fold_difffit, load_original_checkpoint
 
 TINY = dict(num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8, num_layers=2,
@@ -157,7 +157,7 @@ def test_minimax_terms_on_hand_made_latents():
 def test_minimax_fit_under_ddp_spawn():
     import pytorch_lightning as pl
 
-    from sas.lit.latents import LatentDataModule
+    from sas.generators.latents import LatentDataModule
 
     g = torch.Generator().manual_seed(0)
     moments = torch.randn(16, 2, 2, 4, 8, 8, generator=g).half()

@@ -39,6 +39,8 @@ def test_small_inputs_and_bad_options():
     assert build_model("convnet", 10, depth=3, width=16, image_size=32)(torch.randn(3, 3, 32, 32)).shape == (3, 10)
     with pytest.raises(ValueError, match="unknown model 'vit'"):
         build_model("vit", 10)
+    with pytest.raises(ValueError, match="needs a _target_"):
+        build_model({"depth": 10}, 10)
     with pytest.raises(ValueError, match="below 1 px"):
         build_model("convnet", 10, depth=6, image_size=32)
     with pytest.raises(ValueError, match="depth must be one of"):
@@ -120,8 +122,8 @@ def test_cifar_resnet_ap10_is_idcs_cifar_variant():
     from hydra import compose, initialize_config_dir
     from pathlib import Path
     with initialize_config_dir(str(Path(__file__).parents[1] / "conf" / "model"), version_base=None):
-        spec = dict(compose("resnet_ap10_cifar"))
-    model = build_model(spec.pop("name"), 10, **spec)
+        spec = compose("resnet_ap10_cifar")
+    model = build_model(spec, 10)
     # 3x3 stem of width 32, stages 32/64/128/256, fc 256 -> 10 (counted by hand from IDC's layout)
     assert count_parameters(model) == 1_228_970
     assert model.stem[0].kernel_size == (3, 3) and isinstance(model.stem[3], torch.nn.Identity)

@@ -65,7 +65,7 @@ def test_rerun_reads_back_and_other_config_is_not_overwritten(tmp_path):
 
 
 def test_killed_run_resumes_to_the_same_results(tmp_path, monkeypatch):
-    import sas.lit.evaluate as ev
+    import sas.evaluation.protocol as ev
     reference = run(cfg_for(tmp_path, "eval.repeats=2", out="ref"))
     real_run_repeat = ev.run_repeat
     calls = []

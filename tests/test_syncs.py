@@ -35,9 +35,9 @@ def fit_counting(module, datamodule, steps=8, callbacks=(), **trainer_kw):
 @pytest.mark.parametrize("augment", ["idc", "dsa"])
 def test_classifier_steps_do_not_sync(augment):
     from sas.data.real import load_digits_split
-    from sas.lit.classifier import Classifier
-    from sas.lit.datamodule import ResidentDataModule
-    from sas.lit.evaluate import Protocol
+    from sas.evaluation.classifier import Classifier
+    from sas.evaluation.datamodule import ResidentDataModule
+    from sas.evaluation.protocol import Protocol
     from sas.models import build_model
     train, val = load_digits_split("train", 16, per_class=12), load_digits_split("val", 16, per_class=2)
     protocol = Protocol(image_size=16, augment=augment, cutmix_prob=0.5)
@@ -49,8 +49,8 @@ def test_classifier_steps_do_not_sync(augment):
 
 def test_minimax_steps_do_not_sync_with_ema():
     from sas.generators.ema import EMA
-    from sas.lit.latents import LatentDataModule
-    from sas.lit.minimax import MinimaxModule
+    from sas.generators.latents import LatentDataModule
+    from sas.generators.minimax import MinimaxModule
     from test_minimax import tiny
     g = torch.Generator().manual_seed(0)
     moments = torch.randn(96, 2, 2, 4, 8, 8, generator=g).half()
@@ -63,7 +63,7 @@ def test_minimax_steps_do_not_sync_with_ema():
 
 def test_ddpm_steps_do_not_sync_with_ema_and_clipping():
     from sas.generators.ema import EMA
-    from sas.lit.ddpm import DDPMModule, ImageDataModule
+    from sas.generators.ddpm import DDPMModule, ImageDataModule
     from test_generator_recipes import tiny_unet
     images = torch.randint(0, 256, (96, 3, 8, 8), dtype=torch.uint8)
     module = DDPMModule(tiny_unet(), warmup_steps=2)
@@ -75,7 +75,7 @@ def test_ddpm_steps_do_not_sync_with_ema_and_clipping():
 def test_ring_buffer_memories_equal_the_fifo_lists_of_the_equations():
     """Against a literal reference: per class c in the batch (sorted), with lists of the last M rows,
     pos += lp (1 - min cos(x_c, real_c)) / |classes|, neg += ln max cos(x_c, pred_c) / |classes|, then append."""
-    from sas.lit.minimax import MinimaxMemory, cosine_matrix
+    from sas.generators.minimax import MinimaxMemory, cosine_matrix
     rng, M = random.Random(0), 3
     mem, ref_real, ref_pred = MinimaxMemory(M), {}, {}
     for _ in range(25):

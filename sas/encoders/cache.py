@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from sas.io import atomic_torch_save, file_digest
-from sas.pools.store import config_key
+from sas.cache import config_key, file_digest
+from sas.io import atomic_torch_save
 
 log = logging.getLogger(__name__)
 

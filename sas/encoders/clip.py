@@ -58,7 +58,7 @@ class OpenCLIPEncoder:
             raise ValueError(f"encoder.template must contain '{{}}' for the class name, got '{self.template}'")
 
     def key_config(self) -> dict:
-        from sas.pools.store import weights_id
+        from sas.cache import weights_id
         return {"kind": "open_clip", "model": self.model, "pretrained": weights_id(self.pretrained),
                 "preprocess": self.preprocess,
                 **({"init_seed": self.init_seed} if self.pretrained is None else {})}

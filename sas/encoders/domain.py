@@ -1,6 +1,6 @@
 """A domain encoder: a small CNN trained on the real training split, whose features replace CLIP's.
 
-    enc = DomainEncoder(model={"name": "convnet", "depth": 3, "width": 64}, image_size=32)
+    enc = DomainEncoder(model={"_target_": "sas.models.convnet.ConvNet", "depth": 3, "width": 64}, image_size=32)
     enc.fit(real_train, cache_dir)                # trains once per (data, config); cached weights
     feats = enc.encode_files(paths)               # (N, d) normalised penultimate features
 
@@ -26,7 +26,7 @@ __all__ = ["DomainEncoder"]
 
 @dataclass
 class DomainEncoder:
-    model: dict = field(default_factory=lambda: {"name": "convnet", "depth": 3, "width": 64})
+    model: dict = field(default_factory=lambda: {"_target_": "sas.models.convnet.ConvNet", "depth": 3, "width": 64})
     image_size: int = 32
     epochs: int = 20
     batch_size: int = 64
@@ -50,16 +50,15 @@ class DomainEncoder:
         import pytorch_lightning as pl
 
         from sas.data.augment import TrainAugment
-        from sas.lit.classifier import Classifier
-        from sas.lit.datamodule import ResidentDataModule
+        from sas.evaluation.classifier import Classifier
+        from sas.evaluation.datamodule import ResidentDataModule
         from sas.models import build_model
-        from sas.pools.store import config_key
+        from sas.cache import config_key
 
         self._data_key = {"data": train.source, "n_train": len(train)}
         path = Path(cache_dir) / "encoders" / f"domain-{config_key(self.key_config())}.pt"
-        spec = dict(self.model)
         pl.seed_everything(self.seed, verbose=False)
-        net = build_model(spec.pop("name"), train.num_classes, image_size=self.image_size, **spec)
+        net = build_model(self.model, train.num_classes, image_size=self.image_size)
         if path.is_file():
             net.load_state_dict(torch.load(path, weights_only=True))
         else:

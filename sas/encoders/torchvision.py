@@ -47,7 +47,7 @@ class TorchvisionEncoder:
             raise FileNotFoundError(f"encoder.weights file not found: {self.weights}")
 
     def key_config(self) -> dict:
-        from sas.pools.store import weights_id
+        from sas.cache import weights_id
         return {"kind": "torchvision", "arch": self.arch, "weights": weights_id(self.weights),
                 "image_size": self.image_size, "resize_size": self.resize_size,
                 **({"init_seed": self.init_seed} if self.weights is None else {})}

@@ -1,1 +1,2 @@
-"""Generators: the DiT / VAE loader, DiffFit and original-checkpoint conversion (more to move here)."""
+"""Generators: the DiT / VAE loader, DiffFit and checkpoint conversion, the Minimax and DDPM LightningModules,
+diffusion losses, latent caching, the EMA callback, and the training driver behind train.py."""

@@ -18,8 +18,9 @@ from pathlib import Path
 import torch
 
 from sas.data.classes import ClassTable
-from sas.pools.dit import _looks_local, resolve_device_dtype
-from sas.pools.store import weights_id
+from sas.devices import resolve_device_dtype
+from sas.pools.dit import _looks_local
+from sas.cache import weights_id
 
 __all__ = ["DDPMSource"]
 

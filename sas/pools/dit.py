@@ -34,10 +34,10 @@ from pathlib import Path
 import torch
 
 from sas.data.classes import ClassTable
-from sas.precision import set_tf32
-from sas.pools.store import weights_id
+from sas.devices import resolve_device_dtype, set_tf32
+from sas.cache import weights_id
 
-__all__ = ["DiTSource", "respaced_timesteps", "dit_scheduler", "guided_output", "resolve_device_dtype"]
+__all__ = ["DiTSource", "respaced_timesteps", "dit_scheduler", "guided_output"]
 
 
 def respaced_timesteps(num_train_timesteps: int = 1000, steps: int = 50) -> list[int]:
@@ -69,20 +69,6 @@ def guided_output(out: torch.Tensor, batch: int, scale: float, channels: int) ->
     cond, uncond = out[:batch], out[batch:]
     guided = uncond[:, :channels] + scale * (cond[:, :channels] - uncond[:, :channels])
     return torch.cat([guided, cond[:, channels:]], dim=1)
-
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def resolve_device_dtype(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
-    """device auto: CUDA when present; dtype auto: float32 (what the original samplers run)."""
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if device == "auto" else device))
-    if dtype == "auto":
-        return dev, torch.float32
-    if dtype not in DTYPES:
-        raise ValueError(f"pool.dtype must be auto, {', '.join(DTYPES)}; got '{dtype}'")
-    return dev, DTYPES[dtype]
 
 
 def _looks_local(name: str) -> bool:

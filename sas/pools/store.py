@@ -23,31 +23,10 @@ from pathlib import Path
 import torch
 
 from sas.data.classes import ClassTable
+from sas.cache import config_key
 from sas.io import atomic_write_bytes
 
-__all__ = ["PoolStore", "config_key", "image_seed", "weights_id"]
-
-
-def config_key(config: dict, length: int = 16) -> str:
-    """A short, stable hash of a JSON-able config."""
-    blob = json.dumps(config, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:length]
-
-
-def weights_id(name: str | None):
-    """What stands for a model's weights in a cache key: a local file's path, size and time; a local
-    folder's file list with sizes and times; anything else (a hub id, a pretrained tag) as given."""
-    if name is None:
-        return None
-    p = Path(name)
-    if p.is_file():
-        st = p.stat()
-        return {"path": str(p.resolve()), "size": st.st_size, "mtime": int(st.st_mtime)}
-    if p.is_dir():
-        files = sorted(q for q in p.rglob("*") if q.is_file())
-        return {"path": str(p.resolve()), "files": [[str(q.relative_to(p)), q.stat().st_size,
-                                                      int(q.stat().st_mtime)] for q in files]}
-    return name
+__all__ = ["PoolStore", "image_seed"]
 
 
 def image_seed(seed: int, label: int, k: int) -> int:
@@ -92,7 +71,7 @@ class PoolStore:
         recorded SHA-256 (or size); their files are deleted, so they count as missing and are redrawn."""
         import logging
 
-        from sas.io import file_digest
+        from sas.cache import file_digest
 
         bad = []
         for c in range(len(self.table)):

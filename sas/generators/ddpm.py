@@ -12,7 +12,7 @@ train_unconditional.py example). Every setting is a named value
                      example's SNR weighting) or epsilon (plain MSE on the noise)
   optimiser          AdamW(lr, betas, eps, weight_decay); diffusers' get_scheduler(`lr_schedule`):
                      linear warm-up over `warmup_steps`, then cosine to 0 at the last optimiser step
-  EMA, clipping, accumulation: callbacks / Trainer settings (sas.training)
+  EMA, clipping, accumulation: callbacks / Trainer settings (sas.generators.training)
 Sampling is `sas.pools.ddpm.DDPMSource`, with the scheduler saved here (so the
 prediction type and schedule travel with the weights).
 """
@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from sas.lit.datamodule import pin_on_cuda
-from sas.lit.latents import per_process_batch
+from sas.devices import pin_on_cuda
+from sas.generators.latents import per_process_batch
 
 __all__ = ["DDPMModule", "ImageDataModule", "snr_weighted_loss"]
 

@@ -1,7 +1,7 @@
 """Downstream evaluation: train a classifier from scratch on a distilled set, top-1 on real val.
 
-    from sas.lit.evaluate import Protocol, evaluate
-    result = evaluate(distilled, real_val, {"name": "resnet_ap", "depth": 10}, Protocol(), ipc=10)
+    from sas.evaluation.protocol import Protocol, evaluate
+    result = evaluate(distilled, real_val, {"_target_": "sas.models.resnet_ap.ResNetAP", "depth": 10}, Protocol(), ipc=10)
     result["best_top1_mean"], result["best_top1_std"], result["last_top1_mean"], result["repeats"]
 
 The IDC protocol (used by Minimax and SAS) with every setting a named value of
@@ -129,17 +129,16 @@ def run_repeat(train: ImageSet, val: ImageSet, model: dict, protocol: Protocol, 
     import pytorch_lightning as pl
     import torch
 
-    from sas.lit.classifier import Classifier
-    from sas.lit.datamodule import ResidentDataModule
+    from sas.evaluation.classifier import Classifier
+    from sas.evaluation.datamodule import ResidentDataModule
     from sas.models import build_model
 
-    from sas.precision import set_tf32
+    from sas.devices import set_tf32
 
     seed = protocol.seed + repeat
     pl.seed_everything(seed, workers=True, verbose=False)
     set_tf32(protocol.tf32)
-    spec = dict(model)
-    net = build_model(spec.pop("name"), num_classes=train.num_classes, image_size=protocol.image_size, **spec)
+    net = build_model(model, num_classes=train.num_classes, image_size=protocol.image_size)
     if protocol.compile:
         net = torch.compile(net)
     module = Classifier(net, epochs=epochs, lr=protocol.lr, momentum=protocol.momentum,

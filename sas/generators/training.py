@@ -3,7 +3,8 @@
     folder = train_generator(cfg)     # cfg: conf/train.yaml composed; returns the diffusers folder
 
 The output folder (cfg.output_dir) gets checkpoints/ while training (resumed
-from checkpoints/last.ckpt when present) and, when done, the trained weights in
+by Lightning's fit(ckpt_path="last") from the newer of checkpoints/last.ckpt and
+the on_exception.ckpt saved when a run was interrupted) and, when done, the trained weights in
 diffusers layout (Minimax: transformer/ with DiffFit folded in, plus vae/;
 DDPM: unet/ + scheduler/) and a DONE marker written last. A folder with DONE is
 returned at once: trained once, reused by every pool that names it.
@@ -48,12 +49,6 @@ def _trainer(cfg, out: Path, callbacks: list, max_epochs: int):
                       enable_progress_bar=cfg.trainer.get("progress", True))
 
 
-def _resume_path(out: Path) -> str | None:
-    """The newest of the periodic last.ckpt and the one saved when a run was interrupted."""
-    found = [p for p in (out / "checkpoints" / "last.ckpt", out / "checkpoints" / "on_exception.ckpt") if p.is_file()]
-    return str(max(found, key=lambda p: p.stat().st_mtime)) if found else None
-
-
 def _ema(g, from_start: bool):
     """The generator's EMA callback (sas.generators.ema.EMA), or none when ema_decay is null."""
     if g.get("ema_decay") is None:
@@ -86,10 +81,10 @@ def _sample_vae(g, train_vae):
 
 
 def _train_minimax(cfg, data, out: Path) -> None:
-    from sas.lit.latents import LatentDataModule, encode_moments
-    from sas.lit.minimax import MinimaxModule
+    from sas.generators.latents import LatentDataModule, encode_moments
+    from sas.generators.minimax import MinimaxModule
     from sas.generators.difffit import fold_difffit
-    from sas.pools.store import config_key
+    from sas.cache import config_key
 
     g = cfg.generator
     transformer, vae = _load_dit(g)
@@ -124,14 +119,14 @@ def _train_minimax(cfg, data, out: Path) -> None:
                            lambda_neg=g.lambda_neg, memory_size=g.memory_size, difffit_blocks=g.difffit_blocks,
                            class_dropout_prob=g.class_dropout_prob, minimax=g.get("minimax", True))
     trainer = _trainer(cfg, out, _ema(g, from_start=True), g.epochs)
-    trainer.fit(module, dm, ckpt_path=_resume_path(out))
+    trainer.fit(module, dm, ckpt_path="last")   # last.ckpt or on_exception.ckpt, the newer
     if trainer.is_global_zero:
         fold_difffit(module.transformer).save_pretrained(out / "transformer")
         _sample_vae(g, vae).save_pretrained(out / "vae")
 
 
 def _train_ddpm(cfg, data, out: Path) -> None:
-    from sas.lit.ddpm import DDPMModule, ImageDataModule
+    from sas.generators.ddpm import DDPMModule, ImageDataModule
 
     g = cfg.generator
     unet_config = _plain(g.unet)
@@ -147,7 +142,7 @@ def _train_ddpm(cfg, data, out: Path) -> None:
                         prediction_type=g.get("prediction_type", "sample"), warmup_steps=g.get("warmup_steps", 500),
                         lr_schedule=g.get("lr_schedule", "cosine"))
     trainer = _trainer(cfg, out, _ema(g, from_start=False), g.epochs)
-    trainer.fit(module, ImageDataModule(images.images, images.labels, g.batch_size), ckpt_path=_resume_path(out))
+    trainer.fit(module, ImageDataModule(images.images, images.labels, g.batch_size), ckpt_path="last")
     if trainer.is_global_zero:
         module.save_pipeline(out)
 
@@ -169,7 +164,7 @@ def train_generator(cfg) -> Path:
     if data.layout not in ("digits", "cifar10"):
         data.check()
     out.mkdir(parents=True, exist_ok=True)
-    from sas.precision import set_tf32
+    from sas.devices import set_tf32
     set_tf32(cfg.trainer.get("tf32", True))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     (_train_minimax if kind == "minimax" else _train_ddpm)(cfg, data, out)

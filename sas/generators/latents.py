@@ -17,7 +17,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from sas.lit.datamodule import pin_on_cuda
+from sas.devices import pin_on_cuda
 
 __all__ = ["encode_moments", "LatentDataModule", "per_process_batch"]
 

@@ -13,7 +13,7 @@ each divided by the number of classes in the batch. Per class, memories of the
 last `memory_size` real latents and predicted x0_hat (detached), FIFO, updated
 after the terms of that class are computed. No step waits on the device: the
 schedule tables and memories live there, and the batch's classes are known
-from the host's labels (sas.lit.latents passes them along).
+from the host's labels (sas.generators.latents passes them along).
 
 Under DDP every process keeps its own memories of the samples it saw (they are
 not synchronised, as in the original code); gradients, and so the weights, are
@@ -29,7 +29,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from sas.lit.diffusion import GaussianDiffusion
+from sas.generators.diffusion import GaussianDiffusion
 from sas.generators.difffit import add_difffit
 from sas.generators.dit import match_original_dit
 

@@ -16,12 +16,7 @@ from torch.utils.data import DataLoader
 
 from sas.data.augment import IMAGENET_MEAN, IMAGENET_STD, TrainAugment, normalize, to_unit_float
 from sas.data.images import ImageSet
-
-
-def pin_on_cuda(trainer) -> bool:
-    """Pin the index batches when training on CUDA: their copy to the device is then asynchronous."""
-    device = getattr(getattr(trainer, "strategy", None), "root_device", None)
-    return device is not None and device.type == "cuda"
+from sas.devices import pin_on_cuda
 
 
 

@@ -1,0 +1,1 @@
+"""Downstream evaluation: the IDC protocol (protocol.py), the classifier LightningModule, the datamodule."""

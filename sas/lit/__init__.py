@@ -1,1 +1,0 @@
-"""LightningModules and DataModules: downstream evaluation (classifier.py, datamodule.py, evaluate.py)."""
