@@ -8,6 +8,8 @@
 
 import hydra
 
+import sas.config  # noqa: F401  (registers the config schema with Hydra; imports nothing heavy)
+
 
 @hydra.main(config_path="conf", config_name="distill", version_base="1.3")
 def main(cfg):

@@ -9,9 +9,45 @@ nothing heavy (weights, images) is loaded here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
 
-__all__ = ["ConfigError", "Plan", "build_plan"]
+__all__ = ["ConfigError", "Plan", "build_plan", "DistillConfig", "register_schema"]
+
+
+@dataclass
+class DistillConfig:
+    """The schema of conf/distill.yaml (Hydra structured config): run-level keys are typed and checked by
+    Hydra when it composes (a bad value or an unknown key fails naming it); the groups are free-form and
+    checked by the classes they build."""
+
+    dataset: Any = None
+    pool: Any = None
+    encoder: Any = None
+    sampler: Any = None
+    model: Any = None
+    eval: Any = None
+    logger: Any = None
+    paths: Any = None
+    name: str = "default"                     # experiment name: W&B group and output folder
+    seed: int = 0
+    overwrite: bool = False                   # replace results of another config in the same output folder
+    progress: bool = True
+    prototype_per_class: Optional[int] = None  # real train images per class for visual prototypes (None: all)
+    eval_split: str = "val"                   # val: the real validation split (reported figures); holdout: the
+                                              # first holdout_per_class real train images per class (tuning)
+    holdout_per_class: int = 50
+    compare: Dict[str, Any] = field(default_factory=dict)   # more samplers on the same pool (experiment=demo)
+    job_name: Optional[str] = None            # W&B run name (default: the output folder's name)
+
+
+def register_schema() -> None:
+    """Make `distill_schema` known to Hydra (conf/distill.yaml lists it first in its defaults)."""
+    from hydra.core.config_store import ConfigStore
+    ConfigStore.instance().store(name="distill_schema", node=DistillConfig)
+
+
+register_schema()
 
 
 class ConfigError(ValueError):
@@ -42,8 +78,6 @@ def _build(cfg_node, key: str):
 
 
 def build_plan(cfg) -> Plan:
-    from omegaconf import OmegaConf
-
     if cfg.get("sampler") is None:
         raise ConfigError("no sampler configured: choose one with sampler=<name>")
     samplers = {"main": _build(cfg.sampler, "sampler")}
@@ -65,8 +99,6 @@ def build_plan(cfg) -> Plan:
         raise ConfigError(f"pool.seed must be an integer, got {cfg.pool.seed!r}")
     if cfg.get("eval_split", "val") not in ("val", "holdout"):
         raise ConfigError(f"eval_split must be val or holdout, got {cfg.eval_split!r}")
-    if OmegaConf.select(cfg, "overwrite") not in (True, False):
-        raise ConfigError(f"overwrite must be true or false, got {cfg.overwrite!r}")
     whole = [name for name, s in samplers.items() if s.pool_mult is None]
     if whole:
         from sas.pools.real import RealPool

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+
+import sas.config  # noqa: F401  (the distill config schema)
 from hydra.utils import instantiate
 
 from sas.models import build_model
@@ -59,3 +61,10 @@ def test_every_generator_config_composes(generator):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=[f"generator={generator}"])
     assert cfg.generator.kind in ("minimax", "ddpm") and cfg.generator.batch_size >= 1
+
+
+@pytest.mark.parametrize("override,key", [("overwrite=maybe", "overwrite"), ("seed=one", "seed"),
+                                          ("holdout_per_class=[1]", "holdout_per_class"), ("epochs=3", "epochs")])
+def test_run_level_keys_are_typed_by_the_schema(tmp_path, override, key):
+    with pytest.raises(Exception, match=key):
+        distill_cfg(tmp_path, override)

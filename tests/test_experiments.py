@@ -12,6 +12,8 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
+import sas.config  # noqa: F401  (the distill config schema)
+
 from sas.report import build_report
 from sas.report.tables import TABLES, ReportError, build_table, collect_runs, render_latex, render_markdown
 
