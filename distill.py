@@ -15,14 +15,11 @@ import sas.config  # noqa: F401  (registers the config schema with Hydra; import
 def main(cfg):
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
-    from omegaconf import open_dict
 
     from sas.console import quiet
     from sas.pipeline import record_failure, run
     quiet()
     hc = HydraConfig.get()
-    with open_dict(cfg):
-        cfg.paths.output_dir = hc.runtime.output_dir
     choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra")}
     try:
         return run(cfg, choices=choices)

@@ -210,10 +210,12 @@ def run(cfg, choices: dict | None = None) -> float:
 
     t_start = time.time()
     plan = build_plan(cfg)                                     # every value checked; nothing loaded yet
-    if not cfg.paths.get("output_dir"):
+    try:
+        out = Path(cfg.paths.output_dir)                       # Hydra's run folder under distill.py
+    except Exception:  # the ${hydra:...} default cannot resolve outside a Hydra app
         from sas.config import ConfigError
-        raise ConfigError("paths.output_dir is not set (distill.py sets it to the Hydra run folder)")
-    out = Path(cfg.paths.output_dir)
+        raise ConfigError("paths.output_dir is not set: give it when calling sas.pipeline.run from Python "
+                          "(distill.py uses Hydra's run folder)") from None
     folder = RunFolder(out, _comparable(cfg))
     if folder.foreign() and not cfg.overwrite:                # refused before anything is written there
         folder.claim(overwrite=False)

@@ -6,9 +6,9 @@
 
 SGD (momentum, weight decay), learning rate x gamma at the given fractions of
 the epochs, CutMix on every batch with probability cutmix_prob, top-1 on the
-whole val set at each evaluation (summed over processes under DDP). Losses and
-accuracies stay on the device between evaluations: the only host syncs are one
-per evaluation.
+whole val set at each evaluation (torchmetrics: summed over processes under
+DDP). Losses and accuracies stay on the device between evaluations: the host
+reads them once per evaluation.
 """
 
 from __future__ import annotations
@@ -30,10 +30,15 @@ class Classifier(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["model"])
         self.model = model.to(memory_format=torch.channels_last) if channels_last else model
+        from torchmetrics import MaxMetric, MeanMetric
+
         self.curve: list[tuple[int, float]] = []
         self._rng = np.random.default_rng([seed, 7])      # CutMix's per-batch box (host numbers)
         self._gen = None                                  # its partner permutation (on the device)
-        self._correct = self._total = self._loss_sum = self._loss_n = None
+        # torchmetrics accumulate on the device and reduce over processes under DDP; no NaN checks (a sync)
+        self.val_top1 = MeanMetric(nan_strategy="disable")     # mean of (prediction == label): top-1
+        self.val_best = MaxMetric(nan_strategy="disable")
+        self.train_loss = MeanMetric(nan_strategy="disable")
 
     @property
     def best_top1(self) -> float:
@@ -59,37 +64,29 @@ class Classifier(pl.LightningModule):
         x, y_a, y_b, lam = cutmix(x, y, self.hparams.cutmix_beta, self.hparams.cutmix_prob, self._rng, self._gen)
         logits = self(x)
         loss = lam * F.cross_entropy(logits, y_a) + (1 - lam) * F.cross_entropy(logits, y_b)
-        if self._loss_sum is None:
-            self._loss_sum = torch.zeros((), device=loss.device)
-            self._loss_n = 0
-        self._loss_sum += loss.detach()
-        self._loss_n += 1
+        self.train_loss.update(loss.detach())
         return loss
-
-    def on_validation_epoch_start(self):
-        self._correct = torch.zeros((), dtype=torch.long, device=self.device)
-        self._total = torch.zeros((), dtype=torch.long, device=self.device)
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
-        self._correct += (self(x).argmax(1) == y).sum()
-        self._total += y.numel()
+        self.val_top1.update((self(x).argmax(1) == y).float())
 
     def on_validation_epoch_end(self):
         if self.trainer.sanity_checking:
+            self.val_top1.reset()
             return
-        correct = self.trainer.strategy.reduce(self._correct.float(), reduce_op="sum")
-        total = self.trainer.strategy.reduce(self._total.float(), reduce_op="sum")
-        top1 = float(correct / total)                                       # the one host sync
+        top1_t = self.val_top1.compute()                                    # summed over processes
+        self.val_top1.reset()
+        self.val_best.update(top1_t)
+        top1 = float(top1_t)                                                # the one host sync
         # inside fit the epoch counter has not advanced yet; a validate() after fit sees it advanced
         epoch = self.current_epoch + (0 if self.trainer.state.fn == "validate" else 1)
         self.curve.append((epoch, top1))
         p = self.hparams.metric_prefix
-        metrics = {f"{p}val/top1": top1, f"{p}val/best_top1": self.best_top1, f"{p}epoch": float(epoch)}
-        if self._loss_n:
-            metrics[f"{p}train/loss"] = float(self._loss_sum / self._loss_n)
-            self._loss_sum.zero_()
-            self._loss_n = 0
+        metrics = {f"{p}val/top1": top1, f"{p}val/best_top1": float(self.val_best.compute()), f"{p}epoch": float(epoch)}
+        if self.train_loss.update_count:
+            metrics[f"{p}train/loss"] = float(self.train_loss.compute())
+            self.train_loss.reset()
         if self.logger is not None:
             self.logger.log_metrics(metrics, step=epoch)
 
