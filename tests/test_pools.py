@@ -177,3 +177,14 @@ def test_compiled_sources_get_padded_batches_and_the_same_images(tmp_path):
     assert padded.seen == [4] * 8 and plain.seen == [4] * 7 + [2]      # one shape: compiled once
     for fa, fb in zip(a.paths(3)[0], b.paths(3)[0]):
         assert Path(fa).read_bytes() == Path(fb).read_bytes()
+
+
+def test_dit_source_says_it_needs_the_class_table_before_sampling():
+    from sas.pools.dit import DiTSource
+    src = DiTSource(model=None, vae=None, transformer_config={"num_attention_heads": 2, "attention_head_dim": 8,
+                    "in_channels": 4, "out_channels": 8, "num_layers": 1, "sample_size": 4, "patch_size": 2,
+                    "num_embeds_ada_norm": 1000}, vae_config={"in_channels": 3, "out_channels": 3,
+                    "down_block_types": ["DownEncoderBlock2D"], "up_block_types": ["UpDecoderBlock2D"],
+                    "block_out_channels": [8], "latent_channels": 4, "layers_per_block": 1, "norm_num_groups": 4})
+    with pytest.raises(RuntimeError, match=r"call check\(table\) first"):
+        src.sample([0], [torch.Generator().manual_seed(0)])

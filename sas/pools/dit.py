@@ -145,9 +145,12 @@ class DiTSource:
         return int(self._load()[0].config.num_embeds_ada_norm)
 
     def _model_labels(self, labels: list[int], table: ClassTable | None = None) -> list[int]:
-        table = table or self._table
         if self.class_ids == "label":
             return list(labels)
+        table = table or getattr(self, "_table", None)
+        if table is None:
+            raise RuntimeError("DiTSource.sample maps dataset labels to ImageNet ids through the class table: call "
+                               "check(table) first (generate_pool does), or use class_ids='label'")
         return [table.imagenet_ids[c] for c in labels]
 
     def check(self, table: ClassTable) -> None:
