@@ -178,7 +178,9 @@ def test_every_damaged_artifact_is_detected_and_rebuilt_on_rerun(tmp_path, caplo
     text = caplog.text
     assert "results.json is damaged" in text and "partial last line" in text and "damaged or unrecorded" in text
     # one job is one W&B run: the resumed job logged under the same run id
-    ids = {p.name.rsplit("-", 1)[-1] for p in out.glob("wandb/offline-run-*")}
+    import re
+    # offline-run-<date>_<time>-<id>[-<n> when two start within one second]
+    ids = {re.match(r"offline-run-\d{8}_\d{6}-([a-z0-9]+)", p.name).group(1) for p in out.glob("wandb/offline-run-*")}
     assert len(list(out.glob("wandb/offline-run-*"))) == 2 and ids == {(out / "wandb_run_id").read_text().strip()}
 
 
