@@ -49,31 +49,29 @@ def _comparable(cfg) -> dict:
 
 
 def _pool_stage(cfg, plan, table) -> tuple[list[str], list[int]]:
+    """The pool's files and labels, whatever its kind (generated, folder, real): one interface."""
+    from sas.pools.base import PoolContext
+
+    if cfg.pool.get("train") is not None:  # a generator trained on the real train split first (cached)
+        plan.pool.model = _train_pool_generator(cfg)
+    ctx = PoolContext(table, plan.data, cfg.paths.cache_dir, int(cfg.pool.get("seed", 0)), cfg.progress)
+    return plan.pool.paths(plan.n_per_class, ctx)
+
+
+def _train_pool_generator(cfg) -> str:
+    """Train (once; cached by its settings) the generator a pool config names under pool.train."""
     from omegaconf import OmegaConf
 
-    from sas.pools.base import generate_pool
-    from sas.pools.folder import FolderPool
+    from sas.cache import config_key
+    from sas.generators.training import train_generator
 
-    from sas.pools.real import RealPool
-
-    src = plan.pool
-    if isinstance(src, FolderPool):
-        return src.paths(table, plan.n_per_class)
-    if isinstance(src, RealPool):
-        return src.paths(plan.data, table, plan.n_per_class, cfg.paths.cache_dir)
-    if cfg.pool.get("train") is not None:  # a generator trained on the real train split first (cached)
-        from sas.cache import config_key
-        from sas.generators.training import train_generator
-        train = cfg.pool.train
-        dataset = OmegaConf.merge(cfg.dataset, {"image_size": train.generator.image_size})
-        tcfg = OmegaConf.create({"generator": train.generator, "trainer": train.trainer, "dataset": dataset,
-                                 "paths": cfg.paths, "seed": cfg.seed, "logger": {"mode": "disabled"}})
-        key = config_key(OmegaConf.to_container(tcfg, resolve=True) | {"paths": None})
-        tcfg.output_dir = str(Path(cfg.paths.cache_dir) / "generators" / f"{train.generator.kind}-{key}")
-        src.model = str(train_generator(tcfg))
-    store = generate_pool(src, table, plan.n_per_class, int(cfg.pool.seed), cfg.paths.cache_dir,
-                          progress=cfg.progress)
-    return store.paths(plan.n_per_class)
+    train = cfg.pool.train
+    dataset = OmegaConf.merge(cfg.dataset, {"image_size": train.generator.image_size})
+    tcfg = OmegaConf.create({"generator": train.generator, "trainer": train.trainer, "dataset": dataset,
+                             "paths": cfg.paths, "seed": cfg.seed, "logger": {"mode": "disabled"}})
+    key = config_key(OmegaConf.to_container(tcfg, resolve=True) | {"paths": None})
+    tcfg.output_dir = str(Path(cfg.paths.cache_dir) / "generators" / f"{train.generator.kind}-{key}")
+    return str(train_generator(tcfg))
 
 
 def _needs_real_train(encoder) -> bool:

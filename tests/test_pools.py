@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from sas.pools.base import PoolContext
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
@@ -134,17 +136,17 @@ def test_folder_pool(tmp_path):
         (tmp_path / c).mkdir()
         for i in range(3):
             Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / c / f"{i}.png")
-    files, labels = FolderPool(str(tmp_path)).paths(table, 2)
+    files, labels = FolderPool(str(tmp_path)).paths(2, PoolContext(table))
     assert labels == [0, 0, 1, 1] and [Path(f).name for f in files] == ["0.png", "1.png"] * 2
     with pytest.raises(DataError, match=r"folder pool class .*/a has 3 images, fewer than the 4"):
-        FolderPool(str(tmp_path)).paths(table, 4)
+        FolderPool(str(tmp_path)).paths(4, PoolContext(table))
     (tmp_path / "b" / "1.png").write_bytes(b"garbage")
     with pytest.raises(DataError, match=r"cannot read pool image .*b/1.png"):
-        FolderPool(str(tmp_path)).paths(table, 2)
+        FolderPool(str(tmp_path)).paths(2, PoolContext(table))
     for f in (tmp_path / "b").iterdir():
         f.unlink()
     with pytest.raises(DataError, match=r"class folder has no images: .*b"):
-        FolderPool(str(tmp_path)).paths(table, 1)
+        FolderPool(str(tmp_path)).paths(1, PoolContext(table))
 
 
 class _NoiseSource:
@@ -188,3 +190,22 @@ def test_dit_source_says_it_needs_the_class_table_before_sampling():
                     "block_out_channels": [8], "latent_channels": 4, "layers_per_block": 1, "norm_num_groups": 4})
     with pytest.raises(RuntimeError, match=r"call check\(table\) first"):
         src.sample([0], [torch.Generator().manual_seed(0)])
+
+
+def test_every_pool_kind_lists_through_one_interface(tmp_path):
+    """paths(n_per_class, ctx) -> (files, labels) for generated, folder and real pools alike."""
+    from sas.data.real import RealData
+    from sas.pools.folder import FolderPool
+    from sas.pools.real import RealPool
+    src = tiny_dit()
+    files, labels = src.paths(2, PoolContext(THREE, cache_dir=tmp_path / "cache", seed=0, progress=False))
+    assert files == generate_pool(src, THREE, 2, seed=0, cache_dir=tmp_path / "cache").paths(2)[0]
+    assert labels == [0, 0, 1, 1, 2, 2]
+    with pytest.raises(ValueError, match="no fixed size"):
+        src.paths(None, PoolContext(THREE, cache_dir=tmp_path / "cache"))
+    digits = RealData("digits", layout="digits", image_size=8)
+    f_real, l_real = RealPool().paths(3, PoolContext(digits.table, digits, tmp_path / "cache"))
+    assert len(f_real) == 30 and l_real[:3] == [0, 0, 0]
+    root = Path(f_real[0]).parents[1]                          # the materialised split is a folder pool too
+    f_folder, _ = FolderPool(str(root)).paths(3, PoolContext(digits.table))
+    assert f_folder == f_real

@@ -3,6 +3,7 @@
     source = DiTSource(...)                       # or DDPMSource, ...
     store = generate_pool(source, table, n_per_class=40, seed=0, cache_dir=...)
     files, labels = store.paths(40)
+    files, labels = source.paths(40, PoolContext(table, cache_dir=..., seed=0))   # the same, as every pool kind
 
 A source turns class labels and one torch Generator per image into uint8
 images; the loop finds what the store lacks, draws it in batches, and writes
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -26,7 +28,31 @@ from sas.pools.store import PoolStore, image_seed
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PoolSource", "generate_pool", "pool_key"]
+__all__ = ["PoolSource", "PoolContext", "GeneratedPool", "generate_pool", "pool_key"]
+
+
+@dataclass
+class PoolContext:
+    """What any pool needs to list its images: every pool kind implements
+    paths(n_per_class, ctx) -> (files, labels), the first n_per_class images of each class in pool order
+    (None: all of them, where a pool has a fixed set)."""
+
+    table: ClassTable
+    data: object = None             # the dataset's RealData (real pools read its train split)
+    cache_dir: object = None        # the shared cache (generated pools, materialised real splits)
+    seed: int = 0                   # the pool seed (generated pools)
+    progress: bool = True
+
+
+class GeneratedPool:
+    """For PoolSources: paths() draws what the store lacks (generate_pool), then lists the pool."""
+
+    def paths(self, n_per_class: int | None, ctx: PoolContext) -> tuple[list[str], list[int]]:
+        if n_per_class is None:
+            raise ValueError("a generated pool has no fixed size: give sampler.pool_mult (pool_mult=null is for "
+                             "pool=real)")
+        store = generate_pool(self, ctx.table, n_per_class, ctx.seed, ctx.cache_dir, progress=ctx.progress)
+        return store.paths(n_per_class)
 
 
 @runtime_checkable

@@ -21,12 +21,13 @@ from sas.data.classes import ClassTable
 from sas.devices import resolve_device_dtype
 from sas.pools.dit import _looks_local
 from sas.cache import weights_id
+from sas.pools.base import GeneratedPool
 
 __all__ = ["DDPMSource"]
 
 
 @dataclass
-class DDPMSource:
+class DDPMSource(GeneratedPool):
     model: str | None = None               # folder with unet/ and scheduler/ (diffusers layout)
     unet_config: dict | None = None        # random init instead (tests)
     init_seed: int = 0

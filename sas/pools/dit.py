@@ -36,6 +36,7 @@ import torch
 from sas.data.classes import ClassTable
 from sas.devices import resolve_device_dtype, set_tf32
 from sas.cache import weights_id
+from sas.pools.base import GeneratedPool
 
 __all__ = ["DiTSource", "respaced_timesteps", "dit_scheduler", "guided_output"]
 
@@ -77,7 +78,7 @@ def _looks_local(name: str) -> bool:
 
 
 @dataclass
-class DiTSource:
+class DiTSource(GeneratedPool):
     model: str | None = "facebook/DiT-XL-2-256"     # diffusers pipeline: hub id or local folder
     vae: str | None = "stabilityai/sd-vae-ft-mse"    # hub id or folder; None: the pipeline's own vae/
     checkpoint: str | None = None                    # original-layout .pt (DiT or Minimax), converted on load

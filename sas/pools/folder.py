@@ -1,7 +1,7 @@
 """An existing pool on disk: <root>/<class folder>/<file> images from any method (D4M, MGD3, ...).
 
     pool = FolderPool(root)
-    files, labels = pool.paths(table, n_per_class=40)   # the first 40 files of each class, by name
+    files, labels = pool.paths(40, PoolContext(table))   # the first 40 files of each class, by name
 
 SAS then works as a plug-in after any generator. Files are taken in name order;
 a class folder that is missing, empty, holds too few images, or holds an
@@ -27,18 +27,21 @@ class FolderPool:
     def key_config(self) -> dict:
         return {"kind": "folder", "root": str(Path(self.root).resolve())}
 
-    def paths(self, table: ClassTable, n_per_class: int, verify: bool = True) -> tuple[list[str], list[int]]:
+    def paths(self, n_per_class: int | None, ctx, verify: bool = True) -> tuple[list[str], list[int]]:
+        """The first n_per_class files of each class in name order (None: all); ctx: a PoolContext."""
         from PIL import Image
 
+        table: ClassTable = ctx.table
         items = list_class_files(Path(self.root), table, self.follow_symlinks)
         files, labels = [], []
         for label in range(len(table)):
             mine = [p for p, y in items if y == label]
-            if len(mine) < n_per_class:
+            n = len(mine) if n_per_class is None else n_per_class
+            if len(mine) < n:
                 raise DataError(f"folder pool class {Path(self.root) / table.folders[label]} has {len(mine)}"
-                                f" images, fewer than the {n_per_class} asked for")
-            files += mine[:n_per_class]
-            labels += [label] * n_per_class
+                                f" images, fewer than the {n} asked for")
+            files += mine[:n]
+            labels += [label] * n
         if verify:
             for p in files:
                 try:

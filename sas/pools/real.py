@@ -1,7 +1,7 @@
 """The real training images as a pool: the "Random" / "K-Center" baselines of the paper.
 
     pool = RealPool()
-    files, labels = pool.paths(data, table, n_per_class)   # the first n train files of each class, by name
+    files, labels = pool.paths(n_per_class, PoolContext(table, data, cache_dir))   # first n train files, by name
 
 Folder layouts (ImageNet, fastai, folder) use the train files in place, in
 name order: with sampler=none this is the original code's "random" subset (the
@@ -24,9 +24,10 @@ class RealPool:
     def key_config(self) -> dict:
         return {"kind": "real"}
 
-    def paths(self, data, table: ClassTable, n_per_class: int | None, cache_dir=None
-              ) -> tuple[list[str], list[int]]:
-        """The first n_per_class train files of each class in name order; None: all of them."""
+    def paths(self, n_per_class: int | None, ctx) -> tuple[list[str], list[int]]:
+        """The first n_per_class train files of each class in name order; None: all of them. ctx: a
+        PoolContext (its data: the dataset's RealData; its cache_dir: where in-memory splits are written)."""
+        data, table, cache_dir = ctx.data, ctx.table, ctx.cache_dir
         if data.layout in ("imagenet", "fastai", "folder"):
             items = list_class_files(data._split_dir("train"), table, data.follow_symlinks)
             by_class = [[p for p, y in items if y == c] for c in range(len(table))]
