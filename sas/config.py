@@ -56,7 +56,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class Plan:
-    samplers: dict          # name -> Sampler; the first is the run's own sampler
+    samplers: dict          # choice name -> Sampler; the first is the run's own sampler
     protocol: object        # sas.evaluation.protocol.Protocol
     data: object            # sas.data.real.RealData
     pool: object            # a PoolSource or FolderPool
@@ -77,10 +77,13 @@ def _build(cfg_node, key: str):
         raise ConfigError(f"invalid {key} config: {cause}") from None
 
 
-def build_plan(cfg) -> Plan:
+def build_plan(cfg, sampler_name: str | None = None) -> Plan:
+    """sampler_name: the run's sampler choice (sampler=<name>; default: the sampler's own name), the key of
+    its selection and results; comparison samplers are keyed by their names under `compare`."""
     if cfg.get("sampler") is None:
         raise ConfigError("no sampler configured: choose one with sampler=<name>")
-    samplers = {"main": _build(cfg.sampler, "sampler")}
+    main = _build(cfg.sampler, "sampler")
+    samplers = {sampler_name or main.name: main}
     for name, node in (cfg.get("compare") or {}).items():
         samplers[name] = _build(node, f"compare.{name}")
     ipcs = {s.ipc for s in samplers.values()}

@@ -207,7 +207,7 @@ def run(cfg, choices: dict | None = None) -> float:
     from sas.config import build_plan
 
     t_start = time.time()
-    plan = build_plan(cfg)                                     # every value checked; nothing loaded yet
+    plan = build_plan(cfg, (choices or {}).get("sampler"))     # every value checked; nothing loaded yet
     try:
         out = Path(cfg.paths.output_dir)                       # Hydra's run folder under distill.py
     except Exception:  # the ${hydra:...} default cannot resolve outside a Hydra app
@@ -228,66 +228,80 @@ def run(cfg, choices: dict | None = None) -> float:
         return _run_stages(cfg, plan, folder, choices, t_start)
 
 
-def _run_stages(cfg, plan, folder: RunFolder, choices: dict, t_start: float) -> float:
+class RealSplits:
+    """The real splits a run reads, each decoded once on first use (every file checked then)."""
+
+    def __init__(self, data, cfg):
+        self.data, self.cfg, self._cache = data, cfg, {}
+
+    def get(self, split: str):
+        if split not in self._cache:
+            if split == "holdout":  # tuning never sees the test split: the first train files per class
+                self._cache[split] = self.data.load("train", per_class=self.cfg.get("holdout_per_class"))
+            else:
+                per_class = self.cfg.get("prototype_per_class") if split == "train" else None
+                self._cache[split] = self.data.load(split, per_class=per_class)
+        return self._cache[split]
+
+    def train(self):
+        return self.get("train")
+
+
+def _select_write_evaluate(cfg, plan, name: str, sampler, pool, sel_dir: Path, evaluation, tracker) -> dict:
+    """One sampler on the encoded pool: select, write the distilled set, log it, evaluate it."""
     import torch
+
+    files, labels, feats, protos, rank = pool
+    n = math.inf if sampler.pool_mult is None else sampler.pool_mult * sampler.ipc
+    mine = [i for i in range(len(files)) if rank[i] < n]                   # the first n of each class
+    sel = sampler(feats[mine], torch.tensor([labels[i] for i in mine]), protos)
+    sub_files, sub_labels = [files[i] for i in mine], [labels[i] for i in mine]
+    rec = {k: v.tolist() for k, v in sel.record().items()}                # per image, as lists
+    idx = sel.indices.tolist()
+    table = plan.data.table
+    _write_selection(sel_dir, name, rec, idx, sub_files, sub_labels, table)
+    tracker.log_selection(name, rec, idx, sub_files, sub_labels, table)
+    result = _evaluate_stage(cfg, plan, sel_dir, table, evaluation, tracker)
+    tracker.log_results("main" if name == plan.main else name, result)
+    return {"sampler": {**sampler.config(), "choice": name}, "distilled": str(sel_dir / "distilled"),
+            "evaluation": result}
+
+
+def _summary(cfg, plan, results: dict, n_files: int, emb_file, choices: dict, t_start: float) -> dict:
     from omegaconf import OmegaConf
 
+    head, main = results[plan.main]["evaluation"], plan.samplers[plan.main]
+    return {"name": cfg.name, "dataset": plan.data.table.name, "ipc": main.ipc, "pool_label": cfg.pool.get("label"),
+            "eval_split": cfg.get("eval_split", "val"), "embeddings": str(emb_file), "pool_files": n_files,
+            "pool_mult": main.pool_mult, "sampler": plan.main, "choices": choices,
+            "model": OmegaConf.to_container(cfg.model, resolve=True),
+            **{k: head[k] for k in ("best_top1_mean", "best_top1_std", "last_top1_mean", "last_top1_std")},
+            "samplers": results, "seconds": round(time.time() - t_start, 1)}
+
+
+def _run_stages(cfg, plan, folder: RunFolder, choices: dict, t_start: float) -> float:
+    """The stages in order, one line each."""
     from sas.tracking import Tracker
 
-    out = folder.path
-    main = choices.get("sampler") or plan.main
-    names = [main, *list(plan.samplers)[1:]]
-    tracker = Tracker(cfg, out, choices)
+    tracker = Tracker(cfg, folder.path, choices)
     try:
-        data, table = plan.data, plan.data.table
-        cache: dict = {}
-
-        def real(split):
-            def load():
-                if split not in cache:
-                    if split == "holdout":  # tuning never sees the test split: the first train files per class
-                        cache[split] = data.load("train", per_class=cfg.get("holdout_per_class"))
-                    else:
-                        cache[split] = data.load(split, per_class=cfg.get("prototype_per_class")
-                                                 if split == "train" else None)
-                return cache[split]
-            return load
-
-        # the real splits this run uses are decoded (every file checked) before the first expensive stage
-        evaluation_split = real("val") if cfg.get("eval_split", "val") == "val" else real("holdout")
-        evaluation_split()
-        if _needs_real_train(plan.encoder):
-            real("train")()
-        files, labels = _pool_stage(cfg, plan, table)
-        feats, protos, emb_file = _encode_stage(cfg, plan, files, table, real("train"))
-        results = {}
-        rank = _class_ranks(labels)                                           # position within its class
-        for name, sampler in zip(names, plan.samplers.values()):
-            n = math.inf if sampler.pool_mult is None else sampler.pool_mult * sampler.ipc
-            mine = [i for i in range(len(files)) if rank[i] < n]               # the first n of each class
-            sel = sampler(feats[mine], torch.tensor([labels[i] for i in mine]), protos)
-            sel_dir = out if name == main else out / "compare" / name
-            sub_files, sub_labels = [files[i] for i in mine], [labels[i] for i in mine]
-            rec = {k: v.tolist() for k, v in sel.record().items()}            # per image, as lists
-            idx = sel.indices.tolist()
-            _write_selection(sel_dir, name, rec, idx, sub_files, sub_labels, table)
-            tracker.log_selection(name, rec, idx, sub_files, sub_labels, table)
-            result = _evaluate_stage(cfg, plan, sel_dir, table, evaluation_split, tracker)
-            results[name] = {"sampler": {**sampler.config(), "choice": name}, "distilled": str(sel_dir / "distilled"),
-                             "evaluation": result}
-            tracker.log_results("main" if name == main else name, result)
-        head = results[main]["evaluation"]
-        summary = {"name": cfg.name, "dataset": table.name, "ipc": plan.samplers[plan.main].ipc,
-                   "pool_label": cfg.pool.get("label"), "eval_split": cfg.get("eval_split", "val"),
-                   "embeddings": str(emb_file), "pool_files": len(files),
-                   "pool_mult": plan.samplers[plan.main].pool_mult, "sampler": main, "choices": choices,
-                   "model": OmegaConf.to_container(cfg.model, resolve=True),
-                   "best_top1_mean": head["best_top1_mean"], "best_top1_std": head["best_top1_std"],
-                   "last_top1_mean": head["last_top1_mean"], "last_top1_std": head["last_top1_std"],
-                   "samplers": results, "seconds": round(time.time() - t_start, 1)}
+        splits = RealSplits(plan.data, cfg)
+        evaluation = lambda: splits.get(cfg.get("eval_split", "val"))       # noqa: E731
+        evaluation()                                                          # real splits decoded (checked)
+        if _needs_real_train(plan.encoder):                                   # before the first expensive stage
+            splits.train()
+        files, labels = _pool_stage(cfg, plan, plan.data.table)
+        feats, protos, emb_file = _encode_stage(cfg, plan, files, plan.data.table, splits.train)
+        pool = (files, labels, feats, protos, _class_ranks(labels))
+        results = {name: _select_write_evaluate(cfg, plan, name, sampler, pool,
+                                                folder.path if name == plan.main else folder.path / "compare" / name,
+                                                evaluation, tracker)
+                   for name, sampler in plan.samplers.items()}
+        summary = _summary(cfg, plan, results, len(files), emb_file, choices, t_start)
         folder.finish(summary)
     finally:
         tracker.finish()
     print(format_table({k: v["evaluation"] for k, v in results.items()}))
-    print(f"outputs: {out}  (results.json, distilled/, config.yaml)")
+    print(f"outputs: {folder.path}  (results.json, distilled/, config.yaml)")
     return summary["best_top1_mean"]
+
