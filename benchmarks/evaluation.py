@@ -118,9 +118,22 @@ def steady_syncs(train, val, spec: dict, protocol) -> int:
     return counts[len(counts) // 2]
 
 
-def gpu_figures(epochs: int) -> None:
+def bf16_step(net, opt, x, y):
+    """One SGD step of cross-entropy under bf16 autocast, as a closure (the GPU timings' unit of work)."""
     import torch
     import torch.nn.functional as F
+
+    def step():
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = F.cross_entropy(net(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def gpu_figures(epochs: int) -> None:
+    import torch
 
     from sas.data.classes import ClassTable
     from sas.data.images import ImageSet
@@ -136,15 +149,12 @@ def gpu_figures(epochs: int) -> None:
         opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, fused=True)
         x = torch.randn(64, 3, 224, 224, device=dev).contiguous(memory_format=fmt)
         y = torch.randint(0, 10, (64,), device=dev)
+        step = bf16_step(net, opt, x, y)
         for i in range(25):
             if i == 5:
                 torch.cuda.synchronize()
                 t0 = time.perf_counter()
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                loss = F.cross_entropy(net(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            step()
         torch.cuda.synchronize()
         print(f"  ResNetAP-10 eager bf16 {'channels_last' if fmt == torch.channels_last else 'contiguous':<14}"
               f"{(time.perf_counter() - t0) / 20 * 1e3:6.1f} ms/step")
@@ -152,19 +162,11 @@ def gpu_figures(epochs: int) -> None:
               "ConvNet-6": {"_target_": "sas.models.convnet.ConvNet", "depth": 6, "width": 128}}
     for label, spec in models.items():
         for compiled in (False, True):
-            s = dict(spec)
-            net = build_model(s.pop("name"), 10, image_size=224, **s).to(dev).to(memory_format=torch.channels_last)
-            step_net = torch.compile(net) if compiled else net
+            net = build_model(spec, 10, image_size=224).to(dev).to(memory_format=torch.channels_last)
             opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4, fused=True)
             x = torch.randn(64, 3, 224, 224, device=dev).contiguous(memory_format=torch.channels_last)
             y = torch.randint(0, 10, (64,), device=dev)
-
-            def step():
-                with torch.autocast("cuda", dtype=torch.bfloat16):
-                    loss = F.cross_entropy(step_net(x), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+            step = bf16_step(torch.compile(net) if compiled else net, opt, x, y)
             torch.cuda.synchronize()
             t0 = time.perf_counter()
             step()

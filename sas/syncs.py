@@ -101,6 +101,8 @@ def _step_syncs_callback():
 
 
 def __getattr__(name):
+    """StepSyncs is built on first use, so importing SyncCounter does not import Lightning."""
     if name == "StepSyncs":
-        return _step_syncs_callback()
+        globals()["StepSyncs"] = _step_syncs_callback()
+        return globals()["StepSyncs"]
     raise AttributeError(name)

@@ -42,6 +42,10 @@ class EMA(WeightAveraging):
             return self.decay
         return min(self.decay, max(0.0, 1 - (1 + n / self.warmup_inv_gamma) ** -self.warmup_power))
 
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self._pairs = None                                   # a new fit averages into a new copy
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step                           # optimizer steps so far (host number)
         if step <= self._latest_update_step:
