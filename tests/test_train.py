@@ -46,6 +46,13 @@ def test_ddpm_fit_lowers_its_loss(tmp_path):
     assert after < 0.7 * before, (before, after)
     assert (out / DONE).is_file() and (out / "scheduler").is_dir() and (out / "train_config.json").is_file()
     assert (out / "checkpoints" / "last.ckpt").is_file()
+    # logged to W&B (offline here): the loss curve and the learning rate, with the run's config
+    from sas.tracking import read_offline_run
+    (wb,) = out.glob("wandb/offline-run-*")
+    logged = read_offline_run(wb)
+    keys = {k for h in logged["history"] for k in h}
+    assert "train/loss_step" in keys and any(k.startswith("lr-") for k in keys), keys
+    assert logged["config"]["generator"]["kind"] == "ddpm"
 
 
 def test_finished_folder_is_reused_and_training_resumes(tmp_path):

@@ -35,18 +35,34 @@ def _trainer(cfg, out: Path, callbacks: list, max_epochs: int):
                            every_n_train_steps=cfg.trainer.get("checkpoint_every_n_steps", 500))
     callbacks = [OnExceptionCheckpoint(dirpath=out / "checkpoints", filename="on_exception"), *callbacks]
     logger = False
-    if cfg.get("logger") is not None and cfg.logger.get("mode", "disabled") != "disabled":
+    mode = cfg.logger.get("mode", "disabled") if cfg.get("logger") is not None else "disabled"
+    if mode != "disabled":
         from pytorch_lightning.loggers import WandbLogger
-        logger = WandbLogger(project=cfg.logger.project, mode=cfg.logger.mode, save_dir=str(out),
-                             name=f"train-{cfg.generator.kind}")
+
+        from sas.tracking import online_or_offline
+        if mode == "online":
+            mode = online_or_offline(float(cfg.logger.get("connect_timeout", 3.0)))
+        logger = WandbLogger(project=cfg.logger.project, mode=mode, save_dir=str(out), job_type="train",
+                             name=f"train-{cfg.generator.kind}", config=_plain(cfg))
     g = cfg.generator
     max_steps = g.get("max_steps") or cfg.trainer.get("max_steps", -1) or -1
     return pl.Trainer(max_epochs=max_epochs, accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices,
                       strategy=cfg.trainer.strategy, precision=cfg.trainer.precision,
                       gradient_clip_val=g.get("grad_clip_norm"), accumulate_grad_batches=g.get("grad_accumulation", 1),
-                      max_steps=max_steps, callbacks=[ckpt, *callbacks],
+                      max_steps=max_steps, callbacks=[ckpt, *callbacks, *_lr_monitor(logger)],
                       logger=logger, enable_model_summary=False, log_every_n_steps=cfg.trainer.get("log_every", 50),
                       enable_progress_bar=cfg.trainer.get("progress", True))
+
+
+def _finish_logging(trainer) -> None:
+    """Close the W&B run of a finished training, so its curves are written out."""
+    if trainer.logger and trainer.is_global_zero:
+        trainer.logger.experiment.finish()
+
+
+def _lr_monitor(logger) -> list:
+    from pytorch_lightning.callbacks import LearningRateMonitor
+    return [LearningRateMonitor(logging_interval="step")] if logger else []
 
 
 def _ema(g, from_start: bool):
@@ -120,6 +136,7 @@ def _train_minimax(cfg, data, out: Path) -> None:
                            class_dropout_prob=g.class_dropout_prob, minimax=g.get("minimax", True))
     trainer = _trainer(cfg, out, _ema(g, from_start=True), g.epochs)
     trainer.fit(module, dm, ckpt_path="last")   # last.ckpt or on_exception.ckpt, the newer
+    _finish_logging(trainer)
     if trainer.is_global_zero:
         fold_difffit(module.transformer).save_pretrained(out / "transformer")
         _sample_vae(g, vae).save_pretrained(out / "vae")
@@ -143,6 +160,7 @@ def _train_ddpm(cfg, data, out: Path) -> None:
                         lr_schedule=g.get("lr_schedule", "cosine"))
     trainer = _trainer(cfg, out, _ema(g, from_start=False), g.epochs)
     trainer.fit(module, ImageDataModule(images.images, images.labels, g.batch_size), ckpt_path="last")
+    _finish_logging(trainer)
     if trainer.is_global_zero:
         module.save_pipeline(out)
 
