@@ -67,10 +67,13 @@ def _train_pool_generator(cfg) -> str:
 
     train = cfg.pool.train
     dataset = OmegaConf.merge(cfg.dataset, {"image_size": train.generator.image_size})
-    tcfg = OmegaConf.create({"generator": train.generator, "trainer": train.trainer, "dataset": dataset,
-                             "paths": cfg.paths, "seed": cfg.seed, "logger": {"mode": "disabled"}})
-    key = config_key(OmegaConf.to_container(tcfg, resolve=True) | {"paths": None})
-    tcfg.output_dir = str(Path(cfg.paths.cache_dir) / "generators" / f"{train.generator.kind}-{key}")
+    what = OmegaConf.create({"generator": train.generator, "trainer": train.trainer, "dataset": dataset,
+                             "seed": cfg.seed})                                 # what decides the weights
+    key = config_key(OmegaConf.to_container(what, resolve=True))
+    tcfg = OmegaConf.merge(what, {"callbacks": train.callbacks, "train_logger": train.get("train_logger"),
+                                  "paths": cfg.paths, "tf32": True,
+                                  "output_dir": str(Path(cfg.paths.cache_dir) / "generators" /
+                                                    f"{train.generator.kind}-{key}")})
     return str(train_generator(tcfg))
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["Tracker", "read_offline_run", "online_or_offline"]
+__all__ = ["Tracker", "read_offline_run", "online_or_offline", "wandb_logger"]
 
 RUN_ID = "wandb_run_id"
 
@@ -57,6 +57,19 @@ def online_or_offline(timeout: float = 3.0) -> str:
         warn("W&B: %s unreachable (%s): logging offline; `wandb sync <run>/wandb/offline-run-*` uploads it later",
              base, err)
         return "offline"
+
+
+def wandb_logger(mode: str = "disabled", project: str = "sas", connect_timeout: float = 3.0, save_dir=None,
+                 name: str | None = None, **kwargs):
+    """A Lightning WandbLogger for train.py (conf/train_logger), or False when mode is disabled; online falls
+    back to offline with a warning when W&B is unreachable or no key is set."""
+    if mode == "disabled":
+        return False
+    from pytorch_lightning.loggers import WandbLogger
+    if mode == "online":
+        mode = online_or_offline(float(connect_timeout))
+    return WandbLogger(project=project, mode=mode, save_dir=None if save_dir is None else str(save_dir), name=name,
+                       job_type="train", **kwargs)
 
 
 def _netrc_has(base: str) -> bool:

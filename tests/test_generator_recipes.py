@@ -79,12 +79,12 @@ def test_ema_warmup_is_diffusers_emamodel():
 
 def test_minimax_recipe_values():
     from sas.generators.training import _ema, _trainer
-    cfg = train_cfg("generator=minimax", "trainer.accelerator=cpu", "trainer.devices=1")
+    cfg = train_cfg("generator=minimax", "trainer.accelerator=cpu", "trainer.devices=1", "train_logger=none")
     g = cfg.generator
     assert g.max_steps == 12000 and g.epochs == 8 and g.batch_size == 8 and g.lr == 1e-3
     assert g.vae == "stabilityai/sd-vae-ft-ema" and g.sample_vae == "stabilityai/sd-vae-ft-mse"
-    assert cfg.trainer.precision == "32-true" and cfg.trainer.tf32
-    trainer = _trainer(cfg, Path("/tmp/unused-sas"), _ema(g, from_start=True), g.epochs)
+    assert cfg.trainer.precision == "32-true" and cfg.tf32
+    trainer = _trainer(cfg, _ema(g, from_start=True))
     assert trainer.max_steps == 12000 and trainer.gradient_clip_val is None
     ema = [c for c in trainer.callbacks if isinstance(c, EMA)][0]
     assert ema.from_start and ema.decay == 0.9999 and ema.warmup_inv_gamma is None
@@ -92,12 +92,13 @@ def test_minimax_recipe_values():
 
 def test_ddpm_recipe_values_and_trainer():
     from sas.generators.training import _ema, _trainer
-    cfg = train_cfg("generator=ddpm", "dataset=cifar10", "trainer.accelerator=cpu", "trainer.devices=1")
+    cfg = train_cfg("generator=ddpm", "dataset=cifar10", "trainer.accelerator=cpu", "trainer.devices=1",
+                    "train_logger=none")
     g = cfg.generator
     assert (g.beta_schedule, g.prediction_type, g.num_train_timesteps) == ("squaredcos_cap_v2", "sample", 1000)
     assert list(g.adam_betas) == [0.95, 0.999] and g.weight_decay == 1e-6 and g.warmup_steps == 500
     assert g.lr_schedule == "cosine" and g.grad_clip_norm == 1.0 and g.unet.class_embed_type is None
-    trainer = _trainer(cfg, Path("/tmp/unused-sas"), _ema(g, from_start=False), g.epochs)
+    trainer = _trainer(cfg, _ema(g, from_start=False))
     assert trainer.gradient_clip_val == 1.0 and trainer.accumulate_grad_batches == 1
     ema = [c for c in trainer.callbacks if isinstance(c, EMA)][0]
     assert not ema.from_start and ema.warmup_inv_gamma == 1.0 and ema.warmup_power == 0.75
@@ -150,7 +151,7 @@ def test_sample_prediction_ddpm_trains_and_its_pool_samples(tmp_path):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=[
             "dataset=digits", f"paths.cache_dir={tmp_path / 'cache'}", f"output_dir={tmp_path / 'gen'}",
-            "trainer.progress=false", "trainer.accelerator=cpu", "trainer.devices=1", "generator=ddpm_tiny",
+            "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "trainer.devices=1", "generator=ddpm_tiny",
             "generator.prediction_type=sample", "generator.beta_schedule=squaredcos_cap_v2", "generator.epochs=1",
             "generator.per_class=8", "generator.ema_decay=0.999", "generator.ema_inv_gamma=1.0",
             "generator.grad_clip_norm=1.0", "generator.warmup_steps=1", "generator.lr_schedule=cosine"])

@@ -15,8 +15,8 @@ def train_cfg(tmp_path, *overrides):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose("train", overrides=[
             "dataset=digits", f"paths.cache_dir={tmp_path / 'cache'}", f"output_dir={tmp_path / 'gen'}",
-            "trainer.precision=32-true", "trainer.progress=false", "trainer.accelerator=cpu", "trainer.devices=1",
-            "trainer.checkpoint_every_n_steps=5", *overrides])
+            "trainer.precision=32-true", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu",
+            "trainer.devices=1", "callbacks.checkpoint.every_n_train_steps=5", *overrides])
 
 
 def test_ddpm_fit_lowers_its_loss(tmp_path):
@@ -57,7 +57,7 @@ def test_ddpm_fit_lowers_its_loss(tmp_path):
 
 def test_finished_folder_is_reused_and_training_resumes(tmp_path):
     cfg = train_cfg(tmp_path, "generator=ddpm_tiny", "generator.epochs=1", "generator.per_class=20",
-                    "trainer.checkpoint_every_n_steps=2")
+                    "callbacks.checkpoint.every_n_train_steps=2")
     out = train_generator(cfg)
     stamp = (out / DONE).stat().st_mtime_ns
     assert train_generator(cfg) == out and (out / DONE).stat().st_mtime_ns == stamp  # nothing retrained
@@ -65,7 +65,7 @@ def test_finished_folder_is_reused_and_training_resumes(tmp_path):
     assert saved > 0
     (out / DONE).unlink()  # as if killed after the first epoch of two
     out = train_generator(train_cfg(tmp_path, "generator=ddpm_tiny", "generator.epochs=2", "generator.per_class=20",
-                                    "trainer.checkpoint_every_n_steps=2"))
+                                    "callbacks.checkpoint.every_n_train_steps=2"))
     # fit continued from the saved state: the second epoch's steps come on top of the first's, not from 0
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2 * saved
 

@@ -27,31 +27,17 @@ __all__ = ["train_generator", "DONE"]
 DONE = "DONE"
 
 
-def _trainer(cfg, out: Path, callbacks: list, max_epochs: int):
-    import pytorch_lightning as pl
-    from pytorch_lightning.callbacks import ModelCheckpoint, OnExceptionCheckpoint
+def _trainer(cfg, extra_callbacks: list):
+    """The Trainer of conf/trainer, with conf/callbacks (checkpoints), the recipe's callbacks (EMA) and the
+    logger of conf/train_logger (plus the learning rate when logging)."""
+    from hydra.utils import instantiate
 
-    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0,
-                           every_n_train_steps=cfg.trainer.get("checkpoint_every_n_steps", 500))
-    callbacks = [OnExceptionCheckpoint(dirpath=out / "checkpoints", filename="on_exception"), *callbacks]
-    logger = False
-    mode = cfg.logger.get("mode", "disabled") if cfg.get("logger") is not None else "disabled"
-    if mode != "disabled":
-        from pytorch_lightning.loggers import WandbLogger
-
-        from sas.tracking import online_or_offline
-        if mode == "online":
-            mode = online_or_offline(float(cfg.logger.get("connect_timeout", 3.0)))
-        logger = WandbLogger(project=cfg.logger.project, mode=mode, save_dir=str(out), job_type="train",
-                             name=f"train-{cfg.generator.kind}", config=_plain(cfg))
-    g = cfg.generator
-    max_steps = g.get("max_steps") or cfg.trainer.get("max_steps", -1) or -1
-    return pl.Trainer(max_epochs=max_epochs, accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices,
-                      strategy=cfg.trainer.strategy, precision=cfg.trainer.precision,
-                      gradient_clip_val=g.get("grad_clip_norm"), accumulate_grad_batches=g.get("grad_accumulation", 1),
-                      max_steps=max_steps, callbacks=[ckpt, *callbacks, *_lr_monitor(logger)],
-                      logger=logger, enable_model_summary=False, log_every_n_steps=cfg.trainer.get("log_every", 50),
-                      enable_progress_bar=cfg.trainer.get("progress", True))
+    logger = instantiate(cfg.train_logger) if cfg.get("train_logger") is not None else False
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + extra_callbacks
+    trainer = instantiate(cfg.trainer, callbacks=callbacks + _lr_monitor(logger), logger=logger)
+    if logger:
+        logger.log_hyperparams(_plain(cfg))
+    return trainer
 
 
 def _finish_logging(trainer) -> None:
@@ -125,7 +111,7 @@ def _train_minimax(cfg, data, out: Path) -> None:
     else:
         images = data.load("train", per_class=g.get("per_class"))
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        moments = encode_moments(images.images, vae.to(device).eval(), progress=cfg.trainer.get("progress", True))
+        moments = encode_moments(images.images, vae.to(device).eval(), progress=cfg.trainer.get("enable_progress_bar", True))
         blob = {"moments": moments, "labels": images.labels}
         atomic_torch_save(blob, cache)
     labels = blob["labels"]
@@ -134,7 +120,7 @@ def _train_minimax(cfg, data, out: Path) -> None:
     module = MinimaxModule(transformer, lr=g.lr, weight_decay=g.weight_decay, lambda_pos=g.lambda_pos,
                            lambda_neg=g.lambda_neg, memory_size=g.memory_size, difffit_blocks=g.difffit_blocks,
                            class_dropout_prob=g.class_dropout_prob, minimax=g.get("minimax", True))
-    trainer = _trainer(cfg, out, _ema(g, from_start=True), g.epochs)
+    trainer = _trainer(cfg, _ema(g, from_start=True))
     trainer.fit(module, dm, ckpt_path="last")   # last.ckpt or on_exception.ckpt, the newer
     _finish_logging(trainer)
     if trainer.is_global_zero:
@@ -158,7 +144,7 @@ def _train_ddpm(cfg, data, out: Path) -> None:
                         beta_schedule=g.get("beta_schedule", "squaredcos_cap_v2"),
                         prediction_type=g.get("prediction_type", "sample"), warmup_steps=g.get("warmup_steps", 500),
                         lr_schedule=g.get("lr_schedule", "cosine"))
-    trainer = _trainer(cfg, out, _ema(g, from_start=False), g.epochs)
+    trainer = _trainer(cfg, _ema(g, from_start=False))
     trainer.fit(module, ImageDataModule(images.images, images.labels, g.batch_size), ckpt_path="last")
     _finish_logging(trainer)
     if trainer.is_global_zero:
@@ -183,7 +169,7 @@ def train_generator(cfg) -> Path:
         data.check()
     out.mkdir(parents=True, exist_ok=True)
     from sas.devices import set_tf32
-    set_tf32(cfg.trainer.get("tf32", True))
+    set_tf32(cfg.get("tf32", True))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     (_train_minimax if kind == "minimax" else _train_ddpm)(cfg, data, out)
     if pl.utilities.rank_zero_only.rank == 0:
