@@ -2,7 +2,7 @@
 
     python train.py generator=minimax dataset=imagewoof paths.data_dir=/data     # Minimax DiT (DiffFit)
     python train.py generator=ddpm dataset=cifar10                                # class-conditional DDPM
-    python train.py generator=minimax trainer.devices=4 trainer.strategy=ddp      # several GPUs
+    python train.py generator=minimax trainer.devices=4 trainer.strategy=ddp      # several GPUs (global batch kept)
 
 The trained weights land in diffusers layout in ${paths.cache_dir}/generators/<kind>-<dataset>,
 where pool=minimax and pool=ddpm look for them by default (output_dir=... puts them elsewhere).

@@ -58,12 +58,12 @@ def test_every_experiment_preset_composes_and_builds(tmp_path, preset):
 
 @pytest.mark.parametrize("generator", sorted(p.stem for p in (CONF / "generator").glob("*.yaml")))
 def test_every_generator_config_builds_its_trainer(generator, tmp_path):
-    from sas.generators.training import _trainer
+    from sas.generators.training import build_trainer
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=[f"generator={generator}", "train_logger=none", "trainer.accelerator=cpu",
                                           "trainer.devices=1", f"output_dir={tmp_path}"])
     assert cfg.generator.kind in ("minimax", "ddpm") and cfg.generator.batch_size >= 1
-    trainer = _trainer(cfg, [])
+    trainer = build_trainer(cfg, instantiate(cfg.generator, _convert_="all").callbacks())
     assert trainer.max_epochs == cfg.generator.epochs and trainer.max_steps == cfg.generator.max_steps
     assert trainer.checkpoint_callback.dirpath == str(tmp_path / "checkpoints")
 

@@ -78,27 +78,29 @@ def test_ema_warmup_is_diffusers_emamodel():
 
 
 def test_minimax_recipe_values():
-    from sas.generators.training import _ema, _trainer
+    from sas.generators.training import build_trainer
+    from hydra.utils import instantiate
     cfg = train_cfg("generator=minimax", "trainer.accelerator=cpu", "trainer.devices=1", "train_logger=none")
     g = cfg.generator
     assert g.max_steps == 12000 and g.epochs == 8 and g.batch_size == 8 and g.lr == 1e-3
     assert g.vae == "stabilityai/sd-vae-ft-ema" and g.sample_vae == "stabilityai/sd-vae-ft-mse"
     assert cfg.trainer.precision == "32-true" and cfg.tf32
-    trainer = _trainer(cfg, _ema(g, from_start=True))
+    trainer = build_trainer(cfg, instantiate(g, _convert_="all").callbacks())
     assert trainer.max_steps == 12000 and trainer.gradient_clip_val is None
     ema = [c for c in trainer.callbacks if isinstance(c, EMA)][0]
     assert ema.from_start and ema.decay == 0.9999 and ema.warmup_inv_gamma is None
 
 
 def test_ddpm_recipe_values_and_trainer():
-    from sas.generators.training import _ema, _trainer
+    from sas.generators.training import build_trainer
+    from hydra.utils import instantiate
     cfg = train_cfg("generator=ddpm", "dataset=cifar10", "trainer.accelerator=cpu", "trainer.devices=1",
                     "train_logger=none")
     g = cfg.generator
     assert (g.beta_schedule, g.prediction_type, g.num_train_timesteps) == ("squaredcos_cap_v2", "sample", 1000)
     assert list(g.adam_betas) == [0.95, 0.999] and g.weight_decay == 1e-6 and g.warmup_steps == 500
     assert g.lr_schedule == "cosine" and g.grad_clip_norm == 1.0 and g.unet.class_embed_type is None
-    trainer = _trainer(cfg, _ema(g, from_start=False))
+    trainer = build_trainer(cfg, instantiate(g, _convert_="all").callbacks())
     assert trainer.gradient_clip_val == 1.0 and trainer.accumulate_grad_batches == 1
     ema = [c for c in trainer.callbacks if isinstance(c, EMA)][0]
     assert not ema.from_start and ema.warmup_inv_gamma == 1.0 and ema.warmup_power == 0.75

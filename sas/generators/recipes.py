@@ -1,0 +1,161 @@
+"""What each pool generator trains, and what it leaves behind: the `_target_` of conf/generator/*.yaml.
+
+    recipe = hydra.utils.instantiate(cfg.generator)          # MinimaxRecipe or DDPMRecipe
+    module, datamodule = recipe.build(data, cache_dir, seed)  # LightningModule + DataModule
+    trainer.fit(module, datamodule, ckpt_path="last")         # conf/trainer, conf/callbacks + recipe.callbacks()
+    recipe.export(module, out)                                # diffusers folders that pool=minimax / ddpm load
+
+MinimaxRecipe: a DiT (hub / folder / original .pt / random config) fine-tuned
+with DiffFit and the Minimax terms on the real train split, VAE-encoded once
+(cached); exported with the DiffFit scales folded in, plus the sampling VAE.
+DDPMRecipe: a class-conditional UNet trained from scratch (the CIFAR-10 recipe
+of the paper's reference [20]); exported with its scheduler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from sas.io import atomic_torch_save
+
+__all__ = ["MinimaxRecipe", "DDPMRecipe"]
+
+
+def _ema(decay, from_start: bool, inv_gamma=None, power: float = 0.75) -> list:
+    if decay is None:
+        return []
+    from sas.generators.ema import EMA
+    return [EMA(decay=float(decay), from_start=from_start, warmup_inv_gamma=inv_gamma, warmup_power=power)]
+
+
+@dataclass
+class MinimaxRecipe:
+    kind: str = "minimax"
+    pretrained: str | None = "facebook/DiT-XL-2-256"
+    checkpoint: str | None = None
+    transformer_config: dict | None = None
+    vae: str | None = "stabilityai/sd-vae-ft-ema"
+    sample_vae: str | None = "stabilityai/sd-vae-ft-mse"
+    vae_config: dict | None = None
+    init_seed: int = 0
+    class_ids: str = "imagenet"
+    image_size: int = 256
+    latent_scale: float = 0.18215
+    per_class: int | None = None
+    epochs: int = 8
+    max_steps: int = 12000
+    batch_size: int = 8
+    grad_accumulation: int = 1
+    grad_clip_norm: float | None = None
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    ema_decay: float | None = 0.9999
+    lambda_pos: float = 0.002
+    lambda_neg: float = 0.008
+    memory_size: int = 64
+    difffit_blocks: int = 14
+    class_dropout_prob: float = 0.1
+    minimax: bool = True
+    _vae: object = field(default=None, init=False, repr=False)
+
+    def _model_ids(self, table, n_model: int) -> list[int]:
+        if self.class_ids == "imagenet":
+            if any(i is None for i in table.imagenet_ids):
+                raise ValueError(f"dataset {table.name} has no ImageNet ids; set generator.class_ids=label")
+            ids = list(table.imagenet_ids)
+        else:
+            ids = list(range(len(table)))
+        bad = [(c, i) for c, i in enumerate(ids) if not 0 <= i < n_model]
+        if bad:
+            raise ValueError(f"class {bad[0][0]} maps to id {bad[0][1]}, outside the model's {n_model} classes")
+        return ids
+
+    def build(self, data, cache_dir, seed: int = 0, progress: bool = True, data_key: dict | None = None):
+        from sas.cache import config_key
+        from sas.generators.dit import load_transformer, load_vae
+        from sas.generators.latents import LatentDataModule, encode_moments
+        from sas.generators.minimax import MinimaxModule
+
+        transformer = load_transformer(self.pretrained, self.checkpoint, self.transformer_config, self.init_seed)
+        self._vae = load_vae(self.vae, self.vae_config, init_seed=self.init_seed)
+        model_ids = self._model_ids(data.table, transformer.config.num_embeds_ada_norm)
+        # the real training set, encoded once (cached by dataset, image size and VAE)
+        key = config_key({"data": data_key, "vae": self.vae, "vae_config": self.vae_config,
+                          "per_class": self.per_class, "image_size": self.image_size})
+        cache = Path(cache_dir) / "latents" / f"{key}.pt"
+        if cache.is_file():
+            blob = torch.load(cache, weights_only=True)
+        else:
+            images = data.load("train", per_class=self.per_class)
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+            blob = {"moments": encode_moments(images.images, self._vae.to(device).eval(), progress=progress),
+                    "labels": images.labels}
+            atomic_torch_save(blob, cache)
+        labels = blob["labels"]
+        dm = LatentDataModule(blob["moments"], labels, torch.tensor(model_ids)[labels], batch_size=self.batch_size,
+                              latent_scale=self.latent_scale, seed=seed)
+        module = MinimaxModule(transformer, lr=self.lr, weight_decay=self.weight_decay, lambda_pos=self.lambda_pos,
+                               lambda_neg=self.lambda_neg, memory_size=self.memory_size,
+                               difffit_blocks=self.difffit_blocks, class_dropout_prob=self.class_dropout_prob,
+                               minimax=self.minimax)
+        return module, dm
+
+    def callbacks(self) -> list:
+        return _ema(self.ema_decay, from_start=True)            # from the pretrained weights, as Minimax
+
+    def export(self, module, out) -> None:
+        """transformer/ (DiffFit scales folded in) and vae/ (the sampling VAE) in diffusers layout."""
+        from sas.generators.difffit import fold_difffit
+        from sas.generators.dit import load_vae
+
+        fold_difffit(module.transformer).save_pretrained(Path(out) / "transformer")
+        use_train_vae = self.vae_config is not None or not self.sample_vae or self.sample_vae == self.vae
+        (self._vae if use_train_vae else load_vae(self.sample_vae)).save_pretrained(Path(out) / "vae")
+
+
+@dataclass
+class DDPMRecipe:
+    kind: str = "ddpm"
+    image_size: int = 32
+    unet: dict = field(default_factory=dict)
+    per_class: int | None = None
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "squaredcos_cap_v2"
+    prediction_type: str = "sample"
+    epochs: int = 200
+    max_steps: int = -1
+    batch_size: int = 128
+    grad_accumulation: int = 1
+    lr: float = 1e-4
+    lr_schedule: str = "cosine"
+    warmup_steps: int = 500
+    adam_betas: tuple = (0.95, 0.999)
+    adam_eps: float = 1e-8
+    weight_decay: float = 1e-6
+    grad_clip_norm: float | None = 1.0
+    ema_decay: float | None = 0.9999
+    ema_inv_gamma: float | None = 1.0
+    ema_power: float = 0.75
+
+    def build(self, data, cache_dir=None, seed: int = 0, progress: bool = True, data_key: dict | None = None):
+        from sas.generators.ddpm import DDPMModule, ImageDataModule
+
+        unet_config = {**dict(self.unet), "num_class_embeds": len(data.table)}
+        images = data.load("train", per_class=self.per_class)
+        if images.images.shape[-1] != unet_config["sample_size"]:
+            raise ValueError(f"generator.unet.sample_size={unet_config['sample_size']} but the dataset images are "
+                             f"{images.images.shape[-1]} px (set dataset.image_size)")
+        module = DDPMModule(unet_config, lr=self.lr, weight_decay=self.weight_decay, betas=tuple(self.adam_betas),
+                            eps=self.adam_eps, num_train_timesteps=self.num_train_timesteps,
+                            beta_schedule=self.beta_schedule, prediction_type=self.prediction_type,
+                            warmup_steps=self.warmup_steps, lr_schedule=self.lr_schedule)
+        return module, ImageDataModule(images.images, images.labels, self.batch_size)
+
+    def callbacks(self) -> list:
+        return _ema(self.ema_decay, from_start=False, inv_gamma=self.ema_inv_gamma, power=self.ema_power)
+
+    def export(self, module, out) -> None:
+        module.save_pipeline(out)                                # unet/ + scheduler/
