@@ -62,6 +62,11 @@ class Plan:
     pool: object            # a PoolSource or FolderPool
     encoder: object
     n_per_class: int | None  # pool images per class = max(pool_mult x ipc); None: the whole pool
+    model: dict = field(default_factory=dict)        # the model config (resolved): what evaluation trains
+    eval_config: dict = field(default_factory=dict)  # the protocol config (resolved): part of the repeats' key
+    cache_dir: str = ""                              # the shared cache
+    pool_seed: int = 0
+    progress: bool = True
 
     @property
     def main(self) -> str:
@@ -111,4 +116,7 @@ def build_plan(cfg, sampler_name: str | None = None) -> Plan:
         n = None
     else:
         n = max(s.pool_mult * s.ipc for s in samplers.values())
-    return Plan(samplers, protocol, data, pool, encoder, n)
+    from omegaconf import OmegaConf
+    return Plan(samplers, protocol, data, pool, encoder, n, OmegaConf.to_container(cfg.model, resolve=True),
+                OmegaConf.to_container(cfg.eval, resolve=True), str(cfg.paths.cache_dir),
+                int(cfg.pool.get("seed", 0)), bool(cfg.get("progress", True)))

@@ -54,8 +54,8 @@ def _pool_stage(cfg, plan, table) -> tuple[list[str], list[int]]:
 
     if cfg.pool.get("train") is not None:  # a generator trained on the real train split first (cached)
         plan.pool.model = _train_pool_generator(cfg)
-    ctx = PoolContext(table, plan.data, cfg.paths.cache_dir, int(cfg.pool.get("seed", 0)), cfg.progress)
-    return plan.pool.paths(plan.n_per_class, ctx)
+    return plan.pool.paths(plan.n_per_class, PoolContext(table, plan.data, plan.cache_dir, plan.pool_seed,
+                                                         plan.progress))
 
 
 def _train_pool_generator(cfg) -> str:
@@ -83,7 +83,7 @@ def _needs_real_train(encoder) -> bool:
     return isinstance(encoder, DomainEncoder) or getattr(encoder, "prototypes", "text") == "visual"
 
 
-def _encode_stage(cfg, plan, files, table, real_train):
+def _encode_stage(plan, files, table, real_train):
     import torch
 
     from sas.encoders.cache import embeddings_path, encode_pool, prototypes_for
@@ -91,12 +91,12 @@ def _encode_stage(cfg, plan, files, table, real_train):
 
     enc = plan.encoder
     if isinstance(enc, DomainEncoder):
-        enc.fit(real_train(), cfg.paths.cache_dir, progress=cfg.progress)
+        enc.fit(real_train(), plan.cache_dir, progress=plan.progress)
     key = {"pool": [str(Path(files[0]).parent.parent)], "encoder": enc.key_config()}
-    feats = encode_pool(enc, files, key, cfg.paths.cache_dir, progress=cfg.progress)   # (N, d)
+    feats = encode_pool(enc, files, key, plan.cache_dir, progress=plan.progress)       # (N, d)
     protos = prototypes_for(enc, table, real_train)                                     # (C, d)
     protos = None if protos is None else protos.to(torch.float32)
-    return feats.to(torch.float32), protos, embeddings_path(key, cfg.paths.cache_dir)
+    return feats.to(torch.float32), protos, embeddings_path(key, plan.cache_dir)
 
 
 def _class_ranks(labels: list[int]) -> list[int]:
@@ -149,16 +149,14 @@ def _write_selection(sel_dir: Path, name: str, rec: dict, idx: list[int], files,
         for i in range(len(files))) + "\n")
 
 
-def _evaluate_stage(cfg, plan, sel_dir: Path, table, real_val, tracker) -> dict:
-    from omegaconf import OmegaConf
-
+def _evaluate_stage(plan, sel_dir: Path, table, real_val, tracker) -> dict:
+    from sas.cache import config_key
     from sas.data.distilled import read_distilled
     from sas.evaluation.protocol import evaluate
-    from sas.cache import config_key
 
     distilled = read_distilled(sel_dir / "distilled", table, plan.protocol.image_size)
-    model = OmegaConf.to_container(cfg.model, resolve=True)
-    key = config_key({"model": model, "protocol": OmegaConf.to_container(cfg.eval, resolve=True),
+    model = plan.model
+    key = config_key({"model": model, "protocol": plan.eval_config,
                       "manifest": (sel_dir / "distilled" / "manifest.jsonl").read_text()})
     progress = sel_dir / REPEATS
     done = [r for r in read_jsonl(progress) if r.get("key") == key]    # a partial last line is dropped
@@ -250,7 +248,7 @@ class RealSplits:
         return self.get("train")
 
 
-def _select_write_evaluate(cfg, plan, name: str, sampler, pool, sel_dir: Path, evaluation, tracker) -> dict:
+def _select_write_evaluate(plan, name: str, sampler, pool, sel_dir: Path, evaluation, tracker) -> dict:
     """One sampler on the encoded pool: select, write the distilled set, log it, evaluate it."""
     import torch
 
@@ -264,20 +262,18 @@ def _select_write_evaluate(cfg, plan, name: str, sampler, pool, sel_dir: Path, e
     table = plan.data.table
     _write_selection(sel_dir, name, rec, idx, sub_files, sub_labels, table)
     tracker.log_selection(name, rec, idx, sub_files, sub_labels, table)
-    result = _evaluate_stage(cfg, plan, sel_dir, table, evaluation, tracker)
+    result = _evaluate_stage(plan, sel_dir, table, evaluation, tracker)
     tracker.log_results("main" if name == plan.main else name, result)
     return {"sampler": {**sampler.config(), "choice": name}, "distilled": str(sel_dir / "distilled"),
             "evaluation": result}
 
 
 def _summary(cfg, plan, results: dict, n_files: int, emb_file, choices: dict, t_start: float) -> dict:
-    from omegaconf import OmegaConf
-
     head, main = results[plan.main]["evaluation"], plan.samplers[plan.main]
     return {"name": cfg.name, "dataset": plan.data.table.name, "ipc": main.ipc, "pool_label": cfg.pool.get("label"),
             "eval_split": cfg.get("eval_split", "val"), "embeddings": str(emb_file), "pool_files": n_files,
             "pool_mult": main.pool_mult, "sampler": plan.main, "choices": choices,
-            "model": OmegaConf.to_container(cfg.model, resolve=True),
+            "model": plan.model,
             **{k: head[k] for k in ("best_top1_mean", "best_top1_std", "last_top1_mean", "last_top1_std")},
             "samplers": results, "seconds": round(time.time() - t_start, 1)}
 
@@ -294,9 +290,9 @@ def _run_stages(cfg, plan, folder: RunFolder, choices: dict, t_start: float) -> 
         if _needs_real_train(plan.encoder):                                   # before the first expensive stage
             splits.train()
         files, labels = _pool_stage(cfg, plan, plan.data.table)
-        feats, protos, emb_file = _encode_stage(cfg, plan, files, plan.data.table, splits.train)
+        feats, protos, emb_file = _encode_stage(plan, files, plan.data.table, splits.train)
         pool = (files, labels, feats, protos, _class_ranks(labels))
-        results = {name: _select_write_evaluate(cfg, plan, name, sampler, pool,
+        results = {name: _select_write_evaluate(plan, name, sampler, pool,
                                                 folder.path if name == plan.main else folder.path / "compare" / name,
                                                 evaluation, tracker)
                    for name, sampler in plan.samplers.items()}
