@@ -12,13 +12,19 @@ import hashlib
 import json
 from pathlib import Path
 
-__all__ = ["config_key", "weights_id", "file_digest"]
+__all__ = ["config_key", "weights_id", "file_digest", "is_local_path"]
 
 
 def config_key(config: dict, length: int = 16) -> str:
     """A short, stable hash of a JSON-able config."""
     blob = json.dumps(config, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def is_local_path(name: str) -> bool:
+    """A filesystem path rather than a hub id ("facebook/DiT-XL-2-256")."""
+    import os
+    return name.startswith(("/", ".", "~")) or os.sep + os.sep in name or Path(name).expanduser().exists()
 
 
 def weights_id(name: str | None):

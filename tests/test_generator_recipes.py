@@ -13,7 +13,8 @@ from hydra import compose, initialize_config_dir
 from torch.utils.data import DataLoader
 
 from sas.generators.ema import EMA
-from sas.generators.latents import LatentDataModule, per_process_batch
+from sas.devices import per_process_batch
+from sas.generators.latents import LatentDataModule
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

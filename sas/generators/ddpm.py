@@ -24,8 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from sas.devices import pin_on_cuda
-from sas.generators.latents import per_process_batch
+from sas.devices import per_process_batch, pin_on_cuda
 
 __all__ = ["DDPMModule", "ImageDataModule", "snr_weighted_loss"]
 

@@ -17,19 +17,9 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from sas.devices import pin_on_cuda
+from sas.devices import per_process_batch, pin_on_cuda
 
-__all__ = ["encode_moments", "LatentDataModule", "per_process_batch"]
-
-
-def per_process_batch(global_batch: int, trainer=None) -> int:
-    """The per-process batch that makes the global batch what the config says, on any number of devices and
-    nodes (Minimax's train_dit.py: global_batch_size // world_size, which must divide)."""
-    world = trainer.world_size if trainer is not None else 1
-    if global_batch % world:
-        raise ValueError(f"generator.batch_size={global_batch} (the global batch) is not divisible by the "
-                         f"{world} training processes (devices x nodes)")
-    return global_batch // world
+__all__ = ["encode_moments", "LatentDataModule"]
 
 
 @torch.no_grad()

@@ -19,8 +19,7 @@ import torch
 
 from sas.data.classes import ClassTable
 from sas.devices import resolve_device_dtype
-from sas.pools.dit import _looks_local
-from sas.cache import weights_id
+from sas.cache import is_local_path, weights_id
 from sas.pools.base import GeneratedPool
 
 __all__ = ["DDPMSource"]
@@ -39,7 +38,7 @@ class DDPMSource(GeneratedPool):
 
     def __post_init__(self):
         # model may stay None here when the pipeline trains it first (pool.train); _load checks again
-        if self.model is not None and _looks_local(str(self.model)) and not (Path(self.model) / "unet").is_dir():
+        if self.model is not None and is_local_path(str(self.model)) and not (Path(self.model) / "unet").is_dir():
             raise FileNotFoundError(f"ddpm pool.model has no unet/ folder: {self.model} (train one with train.py,"
                                     " or give a diffusers hub id)")
 
@@ -57,7 +56,7 @@ class DDPMSource(GeneratedPool):
                 raise ValueError("ddpm pool needs model (a trained folder), unet_config, or pool.train")
             dev, dt = resolve_device_dtype(self.device, self.dtype)
             torch.manual_seed(self.init_seed)
-            if self.model and not _looks_local(str(self.model)):           # a hub id
+            if self.model and not is_local_path(str(self.model)):           # a hub id
                 unet = UNet2DModel.from_pretrained(self.model, subfolder="unet")
                 sched = DDPMScheduler.from_pretrained(self.model, subfolder="scheduler")
             elif self.model:

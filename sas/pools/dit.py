@@ -27,7 +27,6 @@ the guidance and the scheduler step stay float32.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +34,7 @@ import torch
 
 from sas.data.classes import ClassTable
 from sas.devices import resolve_device_dtype, set_tf32
-from sas.cache import weights_id
+from sas.cache import is_local_path, weights_id
 from sas.pools.base import GeneratedPool
 
 __all__ = ["DiTSource", "respaced_timesteps", "dit_scheduler", "guided_output"]
@@ -72,11 +71,6 @@ def guided_output(out: torch.Tensor, batch: int, scale: float, channels: int) ->
     return torch.cat([guided, cond[:, channels:]], dim=1)
 
 
-def _looks_local(name: str) -> bool:
-    """A filesystem path rather than a hub id ("facebook/DiT-XL-2-256")."""
-    return name.startswith(("/", ".", "~")) or os.sep + os.sep in name or Path(name).expanduser().exists()
-
-
 @dataclass
 class DiTSource(GeneratedPool):
     model: str | None = "facebook/DiT-XL-2-256"     # diffusers pipeline: hub id or local folder
@@ -106,7 +100,7 @@ class DiTSource(GeneratedPool):
             raise ValueError(f"pool.class_ids must be 'imagenet' or 'label', got '{self.class_ids}'")
         if self.checkpoint is not None and not Path(self.checkpoint).is_file():
             raise FileNotFoundError(f"pool.checkpoint not found: {self.checkpoint}")
-        if self.model is not None and _looks_local(self.model) and not Path(self.model).expanduser().exists():
+        if self.model is not None and is_local_path(self.model) and not Path(self.model).expanduser().exists():
             raise FileNotFoundError(f"pool.model folder not found: {self.model} (a Minimax DiT is made by "
                                     "python train.py generator=minimax dataset=<name>)")
         # all three may stay None when the pipeline trains the weights first (pool.train); _load checks again
