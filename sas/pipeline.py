@@ -280,9 +280,9 @@ def _summary(cfg, plan, results: dict, n_files: int, emb_file, choices: dict, t_
 
 def _run_stages(cfg, plan, folder: RunFolder, choices: dict, t_start: float) -> float:
     """The stages in order, one line each."""
-    from sas.tracking import Tracker
+    from hydra.utils import instantiate
 
-    tracker = Tracker(cfg, folder.path, choices)
+    tracker = instantiate(cfg.logger)(cfg, folder.path, choices)          # conf/logger: sas.tracking.Tracker
     try:
         splits = RealSplits(plan.data, cfg)
         evaluation = lambda: splits.get(cfg.get("eval_split", "val"))       # noqa: E731

@@ -1,6 +1,6 @@
 """W&B logging of a distill job: one run per Hydra job, also in multirun.
 
-    tracker = Tracker(cfg, out_dir)         # mode from cfg.logger.mode: online | offline | disabled
+    tracker = instantiate(cfg.logger)(cfg, out_dir, choices)   # conf/logger: mode online | offline | disabled
                                              # (online falls back to offline, with a warning, when W&B is
                                              # unreachable or no key is set; a resumed job keeps its run id)
     tracker.lightning_logger()               # hands the run to Lightning for the per-repeat curves
@@ -82,17 +82,19 @@ def _netrc_has(base: str) -> bool:
 
 
 class Tracker:
-    def __init__(self, cfg, out: Path, choices: dict | None = None):
+    """conf/logger builds it by _target_ (partial): Tracker(mode=..., project=...)(cfg, out_dir, choices)."""
+
+    def __init__(self, cfg, out: Path, choices: dict | None = None, mode: str = "disabled", project: str = "sas",
+                 entity: str | None = None, tags=(), connect_timeout: float = 3.0):
         from omegaconf import OmegaConf
 
         self.run = None
-        mode = cfg.logger.get("mode", "disabled")
         if mode == "disabled":
             return
         import wandb
 
         if mode == "online":
-            mode = online_or_offline(float(cfg.logger.get("connect_timeout", 3.0)))
+            mode = online_or_offline(float(connect_timeout))
         run_id = _run_id(out)                              # one job = one W&B run, across resumes
 
         config = OmegaConf.to_container(cfg, resolve=True)
@@ -101,11 +103,11 @@ class Tracker:
                               "ipc": cfg.sampler.ipc, "pool_mult": cfg.sampler.pool_mult,
                               "model": choices.get("model"), "pool": choices.get("pool"),
                               "encoder": choices.get("encoder")}
-        self.run = wandb.init(project=cfg.logger.project, entity=cfg.logger.get("entity"), group=cfg.name,
+        self.run = wandb.init(project=project, entity=entity, group=cfg.name,
                               name=cfg.get("job_name") or out.name, job_type="distill", config=config,
                               dir=str(out), mode=mode, reinit="finish_previous", id=run_id, resume="allow",
                               settings=wandb.Settings(silent=True),         # the job prints its own results
-                              tags=list(cfg.logger.get("tags") or []))
+                              tags=list(tags or []))
 
     def lightning_logger(self, repeats: int):
         if self.run is None:

@@ -29,6 +29,8 @@ def build_every_part(cfg):
     built = {"sampler": instantiate(cfg.sampler), "eval": instantiate(cfg.eval), "dataset": instantiate(cfg.dataset),
              "encoder": instantiate(cfg.encoder, _convert_="all"), "pool": instantiate(cfg.pool.source)}
     built["model"] = build_model(cfg.model, 10, image_size=cfg.eval.image_size)
+    built["logger"] = instantiate(cfg.logger)                  # a partial Tracker: the job's config comes later
+    assert built["logger"].func.__name__ == "Tracker"
     return built
 
 
