@@ -100,18 +100,10 @@ def to_rgb(img, path, alpha: str = "drop"):
 def load_image(path: str | os.PathLike, image_size: int, alpha: str = "drop") -> Tensor:
     """Decode one file -> (3, S, S) uint8: RGB (see to_rgb), shorter side resized to S (antialiased),
     centre crop S. The one image loader of real data, distilled sets and encoders."""
-    from PIL import Image, UnidentifiedImageError
     from torchvision.transforms import functional as TF
 
-    try:
-        with Image.open(path) as img:
-            img = to_rgb(img, path, alpha)
-            img = TF.center_crop(TF.resize(img, image_size, antialias=True), image_size)
-            return TF.pil_to_tensor(img)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
-        if isinstance(err, DataError):
-            raise
-        raise DataError(f"cannot read image {path}: {err}") from None
+    img = open_rgb(path, alpha)                                    # DataError naming the file if it cannot
+    return TF.pil_to_tensor(TF.center_crop(TF.resize(img, image_size, antialias=True), image_size))
 
 
 def open_rgb(path, alpha: str = "drop"):
