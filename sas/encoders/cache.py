@@ -64,7 +64,7 @@ def _load_cache(path: Path) -> dict:
 def _encode_locked(encoder, files, key, path: Path, progress: bool) -> torch.Tensor:
     cached = _load_cache(path)
     index = {f: i for i, f in enumerate(cached["files"])}
-    stale = []                                                   # rows whose file content changed
+    stale, touched = [], False                                   # rows whose file content changed
     for f in files:
         i = index.get(f)
         if i is None:
@@ -73,18 +73,19 @@ def _encode_locked(encoder, files, key, path: Path, progress: bool) -> torch.Ten
         if stamp == list(cached["stamps"][i]):
             continue
         if file_digest(f) == cached["digests"][i]:
-            cached["stamps"][i] = stamp                          # touched, same bytes
+            cached["stamps"][i], touched = stamp, True           # touched, same bytes: not hashed again
         else:
             stale.append(i)
     if stale:
         log.warning("%d pool file(s) changed since they were encoded (e.g. %s): re-encoding them", len(stale),
                     cached["files"][stale[0]])
-        keep = [i for i in range(len(cached["files"])) if i not in set(stale)]
+        gone = set(stale)
+        keep = [i for i in range(len(cached["files"])) if i not in gone]
         cached = {"files": [cached["files"][i] for i in keep], "features": cached["features"][keep] if keep else None,
                   "stamps": [cached["stamps"][i] for i in keep], "digests": [cached["digests"][i] for i in keep]}
         index = {f: i for i, f in enumerate(cached["files"])}
     todo = list(dict.fromkeys(f for f in files if f not in index))
-    if todo or stale:
+    if todo or stale or touched:
         digests, stamps = [file_digest(f) for f in todo], [_stamp(f) for f in todo]
         new = encoder.encode_files(todo, progress=progress) if todo else None          # (len(todo), d)
         feats = new if cached["features"] is None else (cached["features"] if new is None else
