@@ -23,7 +23,6 @@ synchronised by DDP. Class labels are dropped to the null class once per sample
 
 from __future__ import annotations
 
-from collections import deque
 
 import pytorch_lightning as pl
 import torch
