@@ -15,10 +15,13 @@ from pathlib import Path
 __all__ = ["config_key", "weights_id", "file_digest", "is_local_path"]
 
 
-def config_key(config: dict, length: int = 16) -> str:
+KEY_CHARS = 16    # hex characters of a cache key (64 bits)
+
+
+def config_key(config: dict) -> str:
     """A short, stable hash of a JSON-able config."""
     blob = json.dumps(config, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:length]
+    return hashlib.sha256(blob).hexdigest()[:KEY_CHARS]
 
 
 def is_local_path(name: str) -> bool:

@@ -59,7 +59,7 @@ class Plan:
     samplers: dict          # choice name -> Sampler; the first is the run's own sampler
     protocol: object        # sas.evaluation.protocol.Protocol
     data: object            # sas.data.real.RealData
-    pool: object            # a PoolSource or FolderPool
+    pool: object            # anything with paths(n_per_class, PoolContext): generated, trained, folder, real
     encoder: object
     n_per_class: int | None  # pool images per class = max(pool_mult x ipc); None: the whole pool
     model: dict = field(default_factory=dict)        # the model config (resolved): what evaluation trains
@@ -102,6 +102,9 @@ def build_plan(cfg, sampler_name: str | None = None) -> Plan:
     except ValueError as err:
         raise ConfigError(f"dataset: {err}") from None
     pool = _build(cfg.pool.source, "pool.source")
+    if cfg.pool.get("train") is not None:              # the generator is trained on the real split first
+        from sas.pools.trained import TrainedPool
+        pool = TrainedPool(pool, cfg.pool.train, cfg.dataset, int(cfg.seed), cfg.paths)
     encoder = _build(cfg.encoder, "encoder")
     if not isinstance(cfg.pool.get("seed", 0), int):
         raise ConfigError(f"pool.seed must be an integer, got {cfg.pool.seed!r}")

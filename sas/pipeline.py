@@ -48,33 +48,11 @@ def _comparable(cfg) -> dict:
     return c
 
 
-def _pool_stage(cfg, plan, table) -> tuple[list[str], list[int]]:
-    """The pool's files and labels, whatever its kind (generated, folder, real): one interface."""
+def _pool_stage(plan) -> tuple[list[str], list[int]]:
+    """The pool's files and labels, whatever its kind (generated, trained first, folder, real): one interface."""
     from sas.pools.base import PoolContext
-
-    if cfg.pool.get("train") is not None:  # a generator trained on the real train split first (cached)
-        plan.pool.model = _train_pool_generator(cfg)
-    return plan.pool.paths(plan.n_per_class, PoolContext(table, plan.data, plan.cache_dir, plan.pool_seed,
-                                                         plan.progress))
-
-
-def _train_pool_generator(cfg) -> str:
-    """Train (once; cached by its settings) the generator a pool config names under pool.train."""
-    from omegaconf import OmegaConf
-
-    from sas.cache import config_key
-    from sas.generators.training import train_generator
-
-    train = cfg.pool.train
-    dataset = OmegaConf.merge(cfg.dataset, {"image_size": train.generator.image_size})
-    what = OmegaConf.create({"generator": train.generator, "trainer": train.trainer, "dataset": dataset,
-                             "seed": cfg.seed})                                 # what decides the weights
-    key = config_key(OmegaConf.to_container(what, resolve=True))
-    tcfg = OmegaConf.merge(what, {"callbacks": train.callbacks, "train_logger": train.get("train_logger"),
-                                  "paths": cfg.paths, "tf32": True,
-                                  "output_dir": str(Path(cfg.paths.cache_dir) / "generators" /
-                                                    f"{train.generator.kind}-{key}")})
-    return str(train_generator(tcfg))
+    return plan.pool.paths(plan.n_per_class, PoolContext(plan.data.table, plan.data, plan.cache_dir,
+                                                         plan.pool_seed, plan.progress))
 
 
 def _needs_real_train(encoder) -> bool:
@@ -289,7 +267,7 @@ def _run_stages(cfg, plan, folder: RunFolder, choices: dict, t_start: float) -> 
         evaluation()                                                          # real splits decoded (checked)
         if _needs_real_train(plan.encoder):                                   # before the first expensive stage
             splits.train()
-        files, labels = _pool_stage(cfg, plan, plan.data.table)
+        files, labels = _pool_stage(plan)
         feats, protos, emb_file = _encode_stage(plan, files, plan.data.table, splits.train)
         pool = (files, labels, feats, protos, _class_ranks(labels))
         results = {name: _select_write_evaluate(plan, name, sampler, pool,

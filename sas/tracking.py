@@ -20,6 +20,7 @@ from pathlib import Path
 __all__ = ["Tracker", "read_offline_run", "online_or_offline", "wandb_logger"]
 
 RUN_ID = "wandb_run_id"
+MAX_LOGGED_IMAGES = 200      # selected images per sampler in the W&B table (IPC x classes beyond it are cut)
 
 
 def _run_id(out: Path) -> str:
@@ -123,15 +124,15 @@ class Tracker:
             self.run.define_metric(f"repeat{r}/*", step_metric=f"repeat{r}/epoch")
         return RunLogger(experiment=self.run)
 
-    def log_selection(self, name: str, rec: dict, idx: list[int], files: list[str], labels: list[int], table,
-                      max_images: int = 200) -> None:
+    def log_selection(self, name: str, rec: dict, idx: list[int], files: list[str], labels: list[int],
+                      table) -> None:
         """rec: the selection's per-image record as lists; idx: the selected pool indices."""
         if self.run is None:
             return
         import wandb
         margin = rec.get("margin")
         images = [wandb.Image(files[i], caption=f"{table.names[labels[i]]}"
-                              + (f" margin {margin[i]:.3f}" if margin else "")) for i in idx[:max_images]]
+                              + (f" margin {margin[i]:.3f}" if margin else "")) for i in idx[:MAX_LOGGED_IMAGES]]
         columns = ["pool_index", "class", "file", *rec.keys()]
         rows = [[i, table.names[labels[i]], files[i], *(rec[k][i] for k in rec)] for i in range(len(files))]
         self.run.log({f"{name}/selected": images, f"{name}/manifest": wandb.Table(columns=columns, data=rows)})

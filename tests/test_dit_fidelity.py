@@ -101,8 +101,8 @@ def save_original(tmp_path, sd, **extra):
 def test_converted_checkpoint_reproduces_the_original_forward(tmp_path, gammas):
     sd = original_state_dict(seed=2, gammas=gammas)
     sd["pos_embed"] = pos_embed_2d(HIDDEN, GRID)[None]
-    model = load_original_checkpoint(save_original(tmp_path, sd, args=argparse.Namespace(model="DiT-XL/2")),
-                                     {"num_attention_heads": HEADS}).eval()
+    model = load_transformer(checkpoint=save_original(tmp_path, sd, args=argparse.Namespace(model="DiT-XL/2")),
+                             transformer_config={"num_attention_heads": HEADS}).eval()
     x, t, y = inputs()
     with torch.no_grad():
         ours, ref = model(x, timestep=t, class_labels=y).sample, reference_forward(sd, x, t, y)
@@ -121,7 +121,6 @@ def test_every_load_path_has_the_original_timestep_features(tmp_path):
     DiTTransformer2DModel(**config).save_pretrained(tmp_path / "trained")                  # a bare folder
     assert_original_timesteps(load_transformer(model=str(tmp_path / "trained"), subfolder=None))
     path = save_original(tmp_path, original_state_dict())
-    assert_original_timesteps(load_original_checkpoint(path, {"num_attention_heads": 2}))  # converted .pt
     assert_original_timesteps(load_transformer(checkpoint=str(path), transformer_config={"num_attention_heads": 2}))
     plain = DiTTransformer2DModel(**config)                                                # Minimax training
     assert_original_timesteps(MinimaxModule(plain, difffit_blocks=1).transformer)

@@ -169,13 +169,12 @@ def _safe_load(path):
 
 
 def load_original_checkpoint(path, transformer_config: dict | None = None):
-    """A DiTTransformer2DModel from an original-layout checkpoint file (EMA weights when present),
-    set to compute what the original DiT computes (sas.generators.dit.match_original_dit)."""
+    """A DiTTransformer2DModel holding an original-layout checkpoint file's weights (EMA when present).
+    Conversion only: sas.generators.dit.load_transformer(checkpoint=...) is the loader to call, it also sets
+    the original's timestep features and eps (match_original_dit)."""
     from pathlib import Path
 
     from diffusers import DiTTransformer2DModel
-
-    from sas.generators.dit import match_original_dit
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -188,4 +187,4 @@ def load_original_checkpoint(path, transformer_config: dict | None = None):
     config.update({k: v for k, v in (transformer_config or {}).items() if k in ("sample_size", "norm_num_groups")})
     model = DiTTransformer2DModel(**config)
     model.load_state_dict(converted, strict=True)
-    return match_original_dit(model)
+    return model

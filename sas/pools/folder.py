@@ -27,7 +27,7 @@ class FolderPool:
     def key_config(self) -> dict:
         return {"kind": "folder", "root": str(Path(self.root).resolve())}
 
-    def paths(self, n_per_class: int | None, ctx, verify: bool = True) -> tuple[list[str], list[int]]:
+    def paths(self, n_per_class: int | None, ctx) -> tuple[list[str], list[int]]:
         """The first n_per_class files of each class in name order (None: all); ctx: a PoolContext."""
         from PIL import Image
 
@@ -42,11 +42,10 @@ class FolderPool:
                                 f" images, fewer than the {n} asked for")
             files += mine[:n]
             labels += [label] * n
-        if verify:
-            for p in files:
-                try:
-                    with Image.open(p) as img:
-                        img.verify()
-                except Exception as err:  # PIL raises many kinds
-                    raise DataError(f"cannot read pool image {p}: {err}") from None
+        for p in files:                                   # a damaged file is named before any encoding
+            try:
+                with Image.open(p) as img:
+                    img.verify()
+            except Exception as err:  # PIL raises many kinds
+                raise DataError(f"cannot read pool image {p}: {err}") from None
         return files, labels
