@@ -4,6 +4,8 @@
     python distill.py experiment=demo                        # offline demo on real digits (minutes on a CPU)
     python distill.py -m sampler.pool_mult=3,4,5             # a sweep; the pool is generated once
     python distill.py -m sampler=sas,mixed,random            # compare samplers on one pool
+    torchrun --nproc_per_node 8 distill.py stop_after=encode # every GPU draws / encodes its stripe of the pool
+    python distill.py -m hydra/launcher=slurm pool.shard=0,1,2,3 pool.num_shards=4 stop_after=pool   # 4 jobs
 """
 
 import hydra
@@ -18,7 +20,9 @@ def main(cfg):
 
     from sas.console import quiet
     from sas.pipeline import record_failure, run
+    from sas.shards import init_from_env
     quiet()
+    init_from_env()                                      # torchrun / srun: join the process group
     hc = HydraConfig.get()
     choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra")}
     try:

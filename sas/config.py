@@ -39,6 +39,8 @@ class DistillConfig:
     holdout_per_class: int = 50
     compare: Dict[str, Any] = field(default_factory=dict)   # more samplers on the same pool (experiment=demo)
     job_name: Optional[str] = None            # W&B run name (default: the output folder's name)
+    stop_after: Optional[str] = None          # pool | encode: only fill the shared cache (shard jobs, torchrun
+                                              # ranks); null: the whole run
 
 
 def register_schema() -> None:
@@ -67,6 +69,9 @@ class Plan:
     cache_dir: str = ""                              # the shared cache
     pool_seed: int = 0
     progress: bool = True
+    shard: int = 0                                   # pool.shard of pool.num_shards (sas.shards)
+    num_shards: int = 1
+    stop_after: str | None = None                    # pool | encode: a cache-filling job
 
     @property
     def main(self) -> str:
@@ -119,7 +124,20 @@ def build_plan(cfg, sampler_name: str | None = None) -> Plan:
         n = None
     else:
         n = max(s.pool_mult * s.ipc for s in samplers.values())
+    shard, num_shards, stop_after = cfg.pool.get("shard", 0), cfg.pool.get("num_shards", 1), cfg.get("stop_after")
+    try:
+        from sas.shards import Stripe
+        Stripe(shard, num_shards)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    if stop_after not in (None, "pool", "encode"):
+        raise ConfigError(f"stop_after must be pool, encode or null, got {stop_after!r}")
+    from sas.shards import rank_world
+    if stop_after is None and (num_shards > 1 or rank_world()[1] > 1):
+        raise ConfigError(f"pool.num_shards={num_shards} with world size {rank_world()[1]}: shard jobs and "
+                          "torchrun ranks only fill the cache; add stop_after=pool (or encode), then run the "
+                          "selection once without them")
     from omegaconf import OmegaConf
     return Plan(samplers, protocol, data, pool, encoder, n, OmegaConf.to_container(cfg.model, resolve=True),
                 OmegaConf.to_container(cfg.eval, resolve=True), str(cfg.paths.cache_dir),
-                int(cfg.pool.get("seed", 0)), bool(cfg.get("progress", True)))
+                int(cfg.pool.get("seed", 0)), bool(cfg.get("progress", True)), shard, num_shards, stop_after)

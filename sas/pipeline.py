@@ -52,7 +52,8 @@ def _pool_stage(plan) -> tuple[list[str], list[int]]:
     """The pool's files and labels, whatever its kind (generated, trained first, folder, real): one interface."""
     from sas.pools.base import PoolContext
     return plan.pool.paths(plan.n_per_class, PoolContext(plan.data.table, plan.data, plan.cache_dir,
-                                                         plan.pool_seed, plan.progress))
+                                                         plan.pool_seed, plan.progress, plan.shard,
+                                                         plan.num_shards))
 
 
 def _needs_real_train(encoder) -> bool:
@@ -66,12 +67,14 @@ def _encode_stage(plan, files, table, real_train):
 
     from sas.encoders.cache import embeddings_path, encode_pool, prototypes_for
     from sas.encoders.domain import DomainEncoder
+    from sas.shards import Stripe, rank_world
 
     enc = plan.encoder
     if isinstance(enc, DomainEncoder):
         enc.fit(real_train(), plan.cache_dir, progress=plan.progress)
     key = {"pool": [str(Path(files[0]).parent.parent)], "encoder": enc.key_config()}
-    feats = encode_pool(enc, files, key, plan.cache_dir, progress=plan.progress)       # (N, d)
+    feats = encode_pool(enc, files, key, plan.cache_dir, progress=plan.progress and rank_world()[0] == 0,
+                        stripe=Stripe.current(plan.shard, plan.num_shards))               # (N, d)
     protos = prototypes_for(enc, table, real_train)                                     # (C, d)
     protos = None if protos is None else protos.to(torch.float32)
     return feats.to(torch.float32), protos, embeddings_path(key, plan.cache_dir)
@@ -187,6 +190,8 @@ def run(cfg, choices: dict | None = None) -> float:
 
     t_start = time.time()
     plan = build_plan(cfg, (choices or {}).get("sampler"))     # every value checked; nothing loaded yet
+    if plan.stop_after is not None:
+        return fill_cache(cfg, plan)
     try:
         out = Path(cfg.paths.output_dir)                       # Hydra's run folder under distill.py
     except Exception:  # the ${hydra:...} default cannot resolve outside a Hydra app
@@ -205,6 +210,29 @@ def run(cfg, choices: dict | None = None) -> float:
         choices = choices or {}
         folder.start(choices)                                  # config.yaml, choices.json (the report's cell keys)
         return _run_stages(cfg, plan, folder, choices, t_start)
+
+
+def fill_cache(cfg, plan) -> float:
+    """A cache-filling job (stop_after=pool|encode; every job of a pool.shard sweep, every rank under
+    torchrun / srun): draws (and encodes) its stripe into the shared cache, touches no run folder, returns nan.
+    The job that finds the pool (or the embeddings) complete says so; a later whole run reads them."""
+    from sas.encoders.cache import EncodingIncomplete
+    from sas.pools.base import PoolIncomplete
+    from sas.shards import Stripe, rank_world
+
+    stripe = Stripe.current(plan.shard, plan.num_shards)
+    try:
+        files, _ = _pool_stage(plan)
+        done = f"pool complete: {len(files)} images"
+        if plan.stop_after == "encode":
+            splits = RealSplits(plan.data, cfg)
+            _, _, emb_file = _encode_stage(plan, files, plan.data.table, splits.train)
+            done += f"; embeddings complete: {emb_file}"
+    except (PoolIncomplete, EncodingIncomplete) as err:
+        done = str(err)
+    if rank_world()[0] == 0:
+        print(f"{stripe} done. {done}")
+    return math.nan
 
 
 class RealSplits:

@@ -22,19 +22,27 @@ import torch
 
 from sas.cache import config_key, file_digest
 from sas.io import atomic_torch_save
+from sas.shards import Stripe
 
 log = logging.getLogger(__name__)
 
-__all__ = ["encode_pool", "embeddings_path", "visual_prototypes", "prototypes_for"]
+__all__ = ["encode_pool", "embeddings_path", "visual_prototypes", "prototypes_for", "EncodingIncomplete"]
 
 
-def encode_pool(encoder, files: list[str], key: dict, cache_dir, progress: bool = False) -> torch.Tensor:
+def encode_pool(encoder, files: list[str], key: dict, cache_dir, progress: bool = False,
+                stripe: Stripe | None = None) -> torch.Tensor:
+    """(N, d) embeddings of `files` in their order. With a stripe of several (sas.shards), this process
+    encodes only its share of the new files into a part file; whoever finds every part present (rank 0 after
+    the barrier, or the last of M jobs) assembles the cache file, the same file one process writes."""
     from filelock import FileLock
 
+    stripe = stripe or Stripe()
     path = embeddings_path(key, cache_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):  # concurrent jobs on one pool: one encodes, the others read
-        return _encode_locked(encoder, files, key, path, progress)
+    if stripe.whole:
+        with FileLock(str(path) + ".lock"):  # concurrent jobs on one pool: one encodes, the others read
+            return _encode_locked(encoder, files, key, path, progress)
+    return _encode_striped(encoder, files, key, path, progress, stripe)
 
 
 def embeddings_path(key: dict, cache_dir) -> Path:
@@ -61,8 +69,9 @@ def _load_cache(path: Path) -> dict:
         return empty
 
 
-def _encode_locked(encoder, files, key, path: Path, progress: bool) -> torch.Tensor:
-    cached = _load_cache(path)
+def _refresh(cached: dict, files: list[str]) -> tuple[dict, list[str], bool]:
+    """The cache without rows whose file content changed, the files still to encode (in pool order), and
+    whether a touched-but-unchanged file's stamp was refreshed."""
     index = {f: i for i, f in enumerate(cached["files"])}
     stale, touched = [], False                                   # rows whose file content changed
     for f in files:
@@ -85,7 +94,12 @@ def _encode_locked(encoder, files, key, path: Path, progress: bool) -> torch.Ten
                   "stamps": [cached["stamps"][i] for i in keep], "digests": [cached["digests"][i] for i in keep]}
         index = {f: i for i, f in enumerate(cached["files"])}
     todo = list(dict.fromkeys(f for f in files if f not in index))
-    if todo or stale or touched:
+    return cached, todo, bool(stale) or touched
+
+
+def _encode_locked(encoder, files, key, path: Path, progress: bool) -> torch.Tensor:
+    cached, todo, changed = _refresh(_load_cache(path), files)
+    if todo or changed:
         digests, stamps = [file_digest(f) for f in todo], [_stamp(f) for f in todo]
         new = encoder.encode_files(todo, progress=progress) if todo else None          # (len(todo), d)
         feats = new if cached["features"] is None else (cached["features"] if new is None else
@@ -93,8 +107,56 @@ def _encode_locked(encoder, files, key, path: Path, progress: bool) -> torch.Ten
         cached = {"files": cached["files"] + todo, "features": feats, "key": key,
                   "stamps": [list(x) for x in cached["stamps"]] + stamps, "digests": list(cached["digests"]) + digests}
         atomic_torch_save(cached, path)
-        index = {f: i for i, f in enumerate(cached["files"])}
+    return _rows(cached, files)
+
+
+def _rows(cached: dict, files: list[str]) -> torch.Tensor:
+    index = {f: i for i, f in enumerate(cached["files"])}
     return cached["features"][torch.tensor([index[f] for f in files], dtype=torch.long)]
+
+
+class EncodingIncomplete(RuntimeError):
+    """A shard job encoded its stripe; other stripes' parts are not written yet."""
+
+
+def _encode_striped(encoder, files, key, path: Path, progress: bool, stripe: Stripe) -> torch.Tensor:
+    from filelock import FileLock
+
+    from sas.shards import barrier
+
+    _, todo, _ = _refresh(_load_cache(path), files)
+    tag = config_key({"todo": todo, "count": stripe.count})          # parts of this very split only
+    part = lambda i: path.with_name(f"{path.stem}.part-{tag}-{i}-of-{stripe.count}.pt")   # noqa: E731
+    mine = todo[stripe.index::stripe.count]
+    if mine and not part(stripe.index).is_file():
+        atomic_torch_save({"files": mine, "features": encoder.encode_files(mine, progress=progress),
+                           "stamps": [_stamp(f) for f in mine], "digests": [file_digest(f) for f in mine]},
+                          part(stripe.index))
+    barrier()                                                         # every rank's part is on disk
+    with FileLock(str(path) + ".lock"):
+        cached, todo_now, changed = _refresh(_load_cache(path), files)
+        if todo_now:
+            parts = [part(i) for i in range(stripe.count) if todo[i::stripe.count]]
+            if not all(p.is_file() for p in parts):
+                raise EncodingIncomplete(f"embeddings {path.name}: {stripe} is encoded; the parts of "
+                                         f"{sum(not p.is_file() for p in parts)} other stripes are still missing")
+            rows = {}
+            for p in parts:
+                got = torch.load(p, weights_only=True)
+                rows.update({f: (got["features"][j], got["stamps"][j], got["digests"][j])
+                             for j, f in enumerate(got["files"])})
+            new = torch.stack([rows[f][0] for f in todo_now])                                  # (len(todo), d)
+            feats = new if cached["features"] is None else torch.cat([cached["features"], new])
+            cached = {"files": cached["files"] + todo_now, "features": feats, "key": key,
+                      "stamps": [list(x) for x in cached["stamps"]] + [list(rows[f][1]) for f in todo_now],
+                      "digests": list(cached["digests"]) + [rows[f][2] for f in todo_now]}
+            atomic_torch_save(cached, path)
+            for p in parts:
+                p.unlink(missing_ok=True)
+        elif changed:
+            atomic_torch_save(cached, path)
+    barrier()
+    return _rows(cached, files)
 
 
 def visual_prototypes(encoder, real, num_classes: int) -> torch.Tensor:

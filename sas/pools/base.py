@@ -7,11 +7,13 @@
 
 A source turns class labels and one torch Generator per image into uint8
 images; the loop finds what the store lacks, draws it in batches, and writes
-each image atomically as it comes (PNG encoding in background threads), under
-a lock, with a progress bar. Because every random draw of an image comes from
-its own generator, seeded from (seed, class, k), a pool is the same whatever
-the batch size, n_per_class = 3 x IPC is a prefix of 5 x IPC, and a killed run
-resumes where it stopped.
+each image atomically as it comes (PNG encoding in background threads), with a
+progress bar. Because every random draw of an image comes from its own
+generator, seeded from (seed, class, k), a pool is the same whatever the batch
+size, n_per_class = 3 x IPC is a prefix of 5 x IPC, a killed run resumes where
+it stopped, and the work splits over processes and jobs without a lock: each
+takes its stripe (sas.shards) of the (class, k) items, and the pool is byte for
+byte the same whatever the split.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ import torch
 
 from sas.data.classes import ClassTable
 from sas.pools.store import PoolStore, image_seed
+from sas.shards import Stripe, barrier, rank_world
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PoolSource", "PoolContext", "GeneratedPool", "generate_pool", "pool_key"]
+__all__ = ["PoolSource", "PoolContext", "PoolIncomplete", "GeneratedPool", "generate_pool", "pool_key"]
 
 
 @dataclass
@@ -42,6 +45,12 @@ class PoolContext:
     cache_dir: object = None        # the shared cache (generated pools, materialised real splits)
     seed: int = 0                   # the pool seed (generated pools)
     progress: bool = True
+    shard: int = 0                  # this job's stripe of the pool's images (pool.shard of pool.num_shards
+    num_shards: int = 1             # independent jobs; times the torch.distributed rank / world, sas.shards)
+
+
+class PoolIncomplete(RuntimeError):
+    """A shard job drew its stripe; other stripes still lack images (their jobs have not finished)."""
 
 
 class GeneratedPool:
@@ -51,7 +60,15 @@ class GeneratedPool:
         if n_per_class is None:
             raise ValueError("a generated pool has no fixed size: give sampler.pool_mult (pool_mult=null is for "
                              "pool=real)")
-        store = generate_pool(self, ctx.table, n_per_class, ctx.seed, ctx.cache_dir, progress=ctx.progress)
+        stripe = Stripe.current(ctx.shard, ctx.num_shards)
+        rank, _ = rank_world()
+        store = generate_pool(self, ctx.table, n_per_class, ctx.seed, ctx.cache_dir,
+                              progress=ctx.progress and rank == 0, stripe=stripe)
+        barrier()                                                  # every rank's stripe is written
+        missing = store.missing(n_per_class)
+        if missing and not stripe.whole:
+            raise PoolIncomplete(f"pool {store.root}: {stripe} is complete; {len(missing)} images of other stripes "
+                                 f"are still missing (their pool.shard jobs have not finished)")
         return store.paths(n_per_class)
 
 
@@ -77,38 +94,43 @@ def pool_key(source: PoolSource, table: ClassTable, seed: int) -> dict:
 
 
 def generate_pool(source: PoolSource, table: ClassTable, n_per_class: int, seed: int, cache_dir,
-                  batch_size: int | None = None, progress: bool = True, writers: int = 8) -> PoolStore:
-    """Make sure the first n_per_class images of every class exist in the cache; return the store."""
+                  batch_size: int | None = None, progress: bool = True, writers: int = 8,
+                  stripe: Stripe | None = None) -> PoolStore:
+    """Make sure the first n_per_class images of every class of this process's stripe exist in the cache
+    (all of them by default); return the store. No lock is held: many jobs and ranks fill one pool at once,
+    each image is written atomically by the stripe that owns it, and a crashed stripe's images are missing,
+    so the next run with that stripe (or a whole run) draws them."""
     from tqdm.auto import tqdm
 
+    stripe = stripe or Stripe()
     source.check(table)
     store = PoolStore.open(cache_dir, pool_key(source, table, seed), table)
-    if not store.missing(n_per_class) and not store.damaged(n_per_class):   # every reuse re-checks the bytes
+    store.damaged(n_per_class, stripe.owns)                         # every reuse re-checks the bytes
+    todo = store.missing(n_per_class, stripe.owns)
+    if not todo:
         return store
-    with store.lock():
-        store.damaged(n_per_class)
-        todo = store.missing(n_per_class)  # again: another process may have filled it meanwhile
-        bs = batch_size or source.batch_size()
-        bar = tqdm(total=len(todo), desc=f"pool {store.root.name}", unit="img", disable=not progress)
-        with ThreadPoolExecutor(writers) as pool:
-            pending = []
-            pad = bool(getattr(source, "compile", False))      # compiled: every batch the same shape
-            for start in range(0, len(todo), bs):
-                chunk = todo[start:start + bs]
-                gens = [torch.Generator().manual_seed(image_seed(seed, c, k)) for c, k in chunk]
-                labels = [c for c, _ in chunk]
-                if pad and len(chunk) < bs:                      # pad the last batch (fresh generators: the
-                    extra = bs - len(chunk)                      # real images' draws are untouched)
-                    labels += [labels[0]] * extra
-                    gens += [torch.Generator().manual_seed(i) for i in range(extra)]
-                images = source.sample(labels, gens)[:len(chunk)].cpu()      # (B, 3, H, W) uint8
-                pending += [pool.submit(store.write, c, k, img) for (c, k), img in zip(chunk, images)]
-                for f in [f for f in pending if f.done()]:
-                    f.result()
-                    pending.remove(f)
-                    bar.update(1)
-            for f in pending:
+    bs = batch_size or source.batch_size()
+    name = store.root.name if stripe.whole else f"{store.root.name} ({stripe})"
+    bar = tqdm(total=len(todo), desc=f"pool {name}", unit="img", disable=not progress, dynamic_ncols=True)
+    with ThreadPoolExecutor(writers) as pool:
+        pending = []
+        pad = bool(getattr(source, "compile", False))      # compiled: every batch the same shape
+        for start in range(0, len(todo), bs):
+            chunk = todo[start:start + bs]
+            gens = [torch.Generator().manual_seed(image_seed(seed, c, k)) for c, k in chunk]
+            labels = [c for c, _ in chunk]
+            if pad and len(chunk) < bs:                      # pad the last batch (fresh generators: the
+                extra = bs - len(chunk)                      # real images' draws are untouched)
+                labels += [labels[0]] * extra
+                gens += [torch.Generator().manual_seed(i) for i in range(extra)]
+            images = source.sample(labels, gens)[:len(chunk)].cpu()      # (B, 3, H, W) uint8
+            pending += [pool.submit(store.write, c, k, img) for (c, k), img in zip(chunk, images)]
+            for f in [f for f in pending if f.done()]:
                 f.result()
+                pending.remove(f)
                 bar.update(1)
-        bar.close()
+        for f in pending:
+            f.result()
+            bar.update(1)
+    bar.close()
     return store

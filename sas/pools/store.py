@@ -10,8 +10,9 @@ SHA-256, written after the PNG), plus meta.json (the config that made them).
 Each file is written to a temporary name and moved into place. An image counts
 as present only when its record exists and the size matches; `damaged()`
 re-hashes them, and generation deletes and redraws any that fail (a truncated
-or emptied PNG is never trusted). `lock()` serialises writers of the same pool
-across processes.
+or emptied PNG is never trusted). Many writers may fill one pool at once
+(sas.shards stripes); two that draw the same image write the same bytes.
+`lock()` serialises the one-off materialisation of a real split.
 """
 
 from __future__ import annotations
@@ -66,9 +67,15 @@ class PoolStore:
         rec, path = self._record(label, k), self.path(label, k)
         return rec is not None and path.is_file() and path.stat().st_size == rec[0]
 
-    def damaged(self, n_per_class: int) -> list[tuple[int, int]]:
-        """(label, k) of every present image of the first n_per_class whose bytes no longer match their
-        recorded SHA-256 (or size); their files are deleted, so they count as missing and are redrawn."""
+    def item_index(self, label: int, k: int) -> int:
+        """The work-item number of image k of a class (k-major, so every stripe spreads over the classes)."""
+        return k * len(self.table) + label
+
+    def damaged(self, n_per_class: int, owns=None) -> list[tuple[int, int]]:
+        """(label, k) of every recorded image of the first n_per_class whose bytes no longer match their
+        recorded SHA-256 (or size); their files are deleted, so they count as missing and are redrawn.
+        owns(item_index) -> bool limits the check to one writer's stripe. A PNG without its record is not
+        touched here (another writer may be between the two renames): it counts as missing and is rewritten."""
         import logging
 
         from sas.cache import file_digest
@@ -76,8 +83,10 @@ class PoolStore:
         bad = []
         for c in range(len(self.table)):
             for k in range(n_per_class):
+                if owns is not None and not owns(self.item_index(c, k)):
+                    continue
                 rec, path = self._record(c, k), self.path(c, k)
-                if rec is None and path.is_file() or rec is not None and (
+                if rec is not None and (
                         not path.is_file() or path.stat().st_size != rec[0] or file_digest(path) != rec[1]):
                     bad.append((c, k))
                     logging.getLogger(__name__).warning("pool image %s is damaged or unrecorded: redrawing it", path)
@@ -85,9 +94,11 @@ class PoolStore:
                     self.record_path(c, k).unlink(missing_ok=True)
         return bad
 
-    def missing(self, n_per_class: int) -> list[tuple[int, int]]:
-        """(label, k) of every image of the first n_per_class per class not yet written."""
-        return [(c, k) for c in range(len(self.table)) for k in range(n_per_class) if not self.has(c, k)]
+    def missing(self, n_per_class: int, owns=None) -> list[tuple[int, int]]:
+        """(label, k) of every image of the first n_per_class per class not yet written (of one stripe:
+        owns(item_index) -> bool)."""
+        return [(c, k) for c in range(len(self.table)) for k in range(n_per_class)
+                if (owns is None or owns(self.item_index(c, k))) and not self.has(c, k)]
 
     def write(self, label: int, k: int, image: torch.Tensor) -> Path:
         """Save a (3, H, W) uint8 image atomically as PNG."""
