@@ -72,6 +72,7 @@ class Plan:
     shard: int = 0                                   # pool.shard of pool.num_shards (sas.shards)
     num_shards: int = 1
     stop_after: str | None = None                    # pool | encode: a cache-filling job
+    data_key: dict = field(default_factory=dict)     # the dataset config (resolved): identifies the real data
 
     @property
     def main(self) -> str:
@@ -140,4 +141,5 @@ def build_plan(cfg, sampler_name: str | None = None) -> Plan:
     from omegaconf import OmegaConf
     return Plan(samplers, protocol, data, pool, encoder, n, OmegaConf.to_container(cfg.model, resolve=True),
                 OmegaConf.to_container(cfg.eval, resolve=True), str(cfg.paths.cache_dir),
-                int(cfg.pool.get("seed", 0)), bool(cfg.get("progress", True)), shard, num_shards, stop_after)
+                int(cfg.pool.get("seed", 0)), bool(cfg.get("progress", True)), shard, num_shards, stop_after,
+                OmegaConf.to_container(cfg.dataset, resolve=True))

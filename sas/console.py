@@ -23,6 +23,7 @@ _NOISE = (
     ".*does not have many workers.*",                           # our loaders yield indices: by design
     ".*smaller than the logging interval.*",                    # tiny distilled sets: few steps per epoch
     ".*You're using the WeightAveraging callback.*",
+    r".*module\(s\) in eval mode at the start of training.*",     # the soft-label teacher: frozen by design
 )
 
 

@@ -130,7 +130,7 @@ def _write_selection(sel_dir: Path, name: str, rec: dict, idx: list[int], files,
         for i in range(len(files))) + "\n")
 
 
-def _evaluate_stage(plan, sel_dir: Path, table, real_val, tracker) -> dict:
+def _evaluate_stage(plan, sel_dir: Path, table, context, tracker) -> dict:
     from sas.cache import config_key
     from sas.data.distilled import read_distilled
     from sas.evaluation.protocol import evaluate
@@ -146,8 +146,9 @@ def _evaluate_stage(plan, sel_dir: Path, table, real_val, tracker) -> dict:
         append_line(progress, json.dumps({**rec, "key": key}))
 
     ipc = next(iter(plan.samplers.values())).ipc
-    return evaluate(distilled, real_val(), model, plan.protocol, ipc=ipc,
-                    logger=tracker.lightning_logger(plan.protocol.repeats), completed=done, on_repeat=record)
+    return evaluate(distilled, context.real_val(), model, plan.protocol, ipc=ipc,
+                    logger=tracker.lightning_logger(plan.protocol.repeats), completed=done, on_repeat=record,
+                    context=context)
 
 
 def record_failure(out, err: BaseException, cfg=None, choices: dict | None = None) -> None:
@@ -236,7 +237,8 @@ def fill_cache(cfg, plan) -> float:
 
 
 class RealSplits:
-    """The real splits a run reads, each decoded once on first use (every file checked then)."""
+    """The real splits a run reads, each decoded once on first use (every file checked then), or streamed
+    from its files when larger than dataset.resident_max_gb."""
 
     def __init__(self, data, cfg):
         self.data, self.cfg, self._cache = data, cfg, {}
@@ -244,17 +246,17 @@ class RealSplits:
     def get(self, split: str):
         if split not in self._cache:
             if split == "holdout":  # tuning never sees the test split: the first train files per class
-                self._cache[split] = self.data.load("train", per_class=self.cfg.get("holdout_per_class"))
+                self._cache[split] = self.data.split("train", per_class=self.cfg.get("holdout_per_class"))
             else:
                 per_class = self.cfg.get("prototype_per_class") if split == "train" else None
-                self._cache[split] = self.data.load(split, per_class=per_class)
+                self._cache[split] = self.data.split(split, per_class=per_class)
         return self._cache[split]
 
     def train(self):
         return self.get("train")
 
 
-def _select_write_evaluate(plan, name: str, sampler, pool, sel_dir: Path, evaluation, tracker) -> dict:
+def _select_write_evaluate(plan, name: str, sampler, pool, sel_dir: Path, context, tracker) -> dict:
     """One sampler on the encoded pool: select, write the distilled set, log it, evaluate it."""
     import torch
 
@@ -268,7 +270,7 @@ def _select_write_evaluate(plan, name: str, sampler, pool, sel_dir: Path, evalua
     table = plan.data.table
     _write_selection(sel_dir, name, rec, idx, sub_files, sub_labels, table)
     tracker.log_selection(name, rec, idx, sub_files, sub_labels, table)
-    result = _evaluate_stage(plan, sel_dir, table, evaluation, tracker)
+    result = _evaluate_stage(plan, sel_dir, table, context, tracker)
     tracker.log_results("main" if name == plan.main else name, result)
     return {"sampler": {**sampler.config(), "choice": name}, "distilled": str(sel_dir / "distilled"),
             "evaluation": result}
@@ -288,11 +290,14 @@ def _run_stages(cfg, plan, folder: RunFolder, choices: dict, t_start: float) -> 
     """The stages in order, one line each."""
     from hydra.utils import instantiate
 
+    from sas.evaluation.protocol import EvalContext
+
     tracker = instantiate(cfg.logger)(cfg, folder.path, choices)          # conf/logger: sas.tracking.Tracker
     try:
         splits = RealSplits(plan.data, cfg)
-        evaluation = lambda: splits.get(cfg.get("eval_split", "val"))       # noqa: E731
-        evaluation()                                                          # real splits decoded (checked)
+        context = EvalContext(splits.train, lambda: splits.get(cfg.get("eval_split", "val")), plan.cache_dir,
+                              plan.data_key)                                  # what evaluation may read
+        context.real_val()                                                    # real splits decoded (checked)
         if _needs_real_train(plan.encoder):                                   # before the first expensive stage
             splits.train()
         files, labels = _pool_stage(plan)
@@ -300,7 +305,7 @@ def _run_stages(cfg, plan, folder: RunFolder, choices: dict, t_start: float) -> 
         pool = (files, labels, feats, protos, _class_ranks(labels))
         results = {name: _select_write_evaluate(plan, name, sampler, pool,
                                                 folder.path if name == plan.main else folder.path / "compare" / name,
-                                                evaluation, tracker)
+                                                context, tracker)
                    for name, sampler in plan.samplers.items()}
         summary = _summary(cfg, plan, results, len(files), emb_file, choices, t_start)
         folder.finish(summary)

@@ -18,7 +18,7 @@ OPTIONS = {g: sorted(p.stem for p in (CONF / g).glob("*.yaml"))
 def distill_cfg(tmp_path, *overrides):
     cache = tmp_path / "cache"
     for kind in ("minimax", "ddpm"):                       # where pool=minimax / ddpm look for trained weights
-        for name in ("imagewoof", "imagenette", "imageidc", "cifar10", "digits", "custom"):
+        for name in ("imagewoof", "imagenette", "imageidc", "cifar10", "digits", "custom", "imagenet1k"):
             (cache / "generators" / f"{kind}-{name}" / "unet").mkdir(parents=True, exist_ok=True)
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose("distill", overrides=[f"paths.cache_dir={cache}", f"paths.data_dir={tmp_path}", *overrides])

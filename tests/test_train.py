@@ -77,7 +77,7 @@ def test_minimax_end_to_end_then_pool(tmp_path):
     out = train_generator(train_cfg(tmp_path, "generator=minimax_tiny", "generator.class_ids=label",
                                     "generator.per_class=8"))
     assert (out / "transformer" / "config.json").is_file() and (out / "vae").is_dir()
-    assert list((tmp_path / "cache" / "latents").glob("*.pt"))  # the train set was encoded once and cached
+    assert list((tmp_path / "cache" / "latents").glob("*/chunk-*.pt"))  # the train set was encoded once and cached
     src = DiTSource(model=str(out), vae=None, class_ids="label", num_inference_steps=3)
     store = generate_pool(src, get_class_table("digits"), 1, 0, tmp_path / "cache", progress=False)
     assert len(store.paths(1)[0]) == 10

@@ -7,6 +7,12 @@
     table.wnids         # ['n02096294', ...]            -> ImageNet folder names
 
 Label order (0..C-1) is the order below, as in the IDC / Minimax code.
+ImageNet-1K ("imagenet1k") is built on first use: the 1,000 wnids in the
+standard order (sorted wnids = the ImageNet-1K class index = DiT's label,
+imagenet1k_wnids.txt beside this file) and the class names open_clip uses for
+zero-shot ImageNet (open_clip.zero_shot_metadata.IMAGENET_CLASSNAMES), where
+two pairs of classes share a name; each of those takes its synset's first
+WordNet lemma instead (IMAGENET1K_RENAMES), so no two prototypes coincide.
 """
 
 from __future__ import annotations
@@ -120,8 +126,27 @@ CLASS_TABLES: dict[str, ClassTable] = {
 }
 
 
+# open_clip's zero-shot list names two classes "missile" and two "sunglasses": each takes its synset's first
+# WordNet lemma (n03773504 missile, n04008634 projectile, missile; n04355933 sunglass, n04356056 sunglasses)
+IMAGENET1K_RENAMES = {657: "missile", 744: "projectile", 836: "sunglass", 837: "sunglasses"}
+
+
+def imagenet1k_table() -> ClassTable:
+    from pathlib import Path
+
+    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+
+    wnids = (Path(__file__).parent / "imagenet1k_wnids.txt").read_text().split()
+    names = [IMAGENET1K_RENAMES.get(i, n) for i, n in enumerate(IMAGENET_CLASSNAMES)]
+    if len(wnids) != 1000 or len(names) != 1000:
+        raise ValueError(f"ImageNet-1K class table: {len(wnids)} wnids and {len(names)} names, expected 1000")
+    return ClassTable("imagenet1k", tuple(wnids), tuple(range(1000)), tuple(names))
+
+
 def get_class_table(name: str) -> ClassTable:
+    if name == "imagenet1k" and name not in CLASS_TABLES:
+        CLASS_TABLES[name] = imagenet1k_table()
     if name not in CLASS_TABLES:
-        raise ValueError(f"unknown class table '{name}'; known: {sorted(CLASS_TABLES)}"
+        raise ValueError(f"unknown class table '{name}'; known: {sorted({*CLASS_TABLES, 'imagenet1k'})}"
                          " (or build one with ClassTable.from_names)")
     return CLASS_TABLES[name]

@@ -177,17 +177,22 @@ def decode_all(paths: list[str], image_size: int, workers: int | None = None, pr
     return out
 
 
+def first_per_class(items: list[tuple[str, int]], per_class: int | None) -> list[tuple[str, int]]:
+    """The first per_class (path, label) items of each class, in order (None: all)."""
+    if per_class is None:
+        return items
+    kept, count = [], Counter()
+    for path, label in items:
+        if count[label] < per_class:
+            kept.append((path, label))
+            count[label] += 1
+    return kept
+
+
 def load_class_folders(root, table: ClassTable, image_size: int, source: str | None = None,
                        per_class: int | None = None, follow_symlinks: bool = False) -> ImageSet:
     """Read root/<class folder>/* for every class of the table (first per_class files of each, if set)."""
-    items = list_class_files(Path(root), table, follow_symlinks)
-    if per_class is not None:
-        kept, count = [], Counter()
-        for path, label in items:
-            if count[label] < per_class:
-                kept.append((path, label))
-                count[label] += 1
-        items = kept
+    items = first_per_class(list_class_files(Path(root), table, follow_symlinks), per_class)
     paths = [p for p, _ in items]
     labels = torch.tensor([y for _, y in items], dtype=torch.int64)
     return ImageSet(decode_all(paths, image_size), labels, table, source or f"class folders: {root}", paths)

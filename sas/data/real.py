@@ -82,6 +82,8 @@ class RealData:
     seed: int = 0                           # digits split
     md5: str | None = field(default=None)   # fastai archive checksum override
     follow_symlinks: bool = False           # accept class folders / images that link outside the root
+    resident_max_gb: float = 8.0            # a file split larger than this decoded is streamed (split())
+    workers: int = 8                        # DataLoader workers of a streamed split
 
     def __post_init__(self):
         if self.layout not in LAYOUTS:
@@ -117,6 +119,26 @@ class RealData:
             from torchvision.datasets.utils import download_and_extract_archive
             download_and_extract_archive(url, str(root), md5=self.md5 or md5)
         return root / release / split
+
+    def split(self, split: str, per_class: int | None = None):
+        """A split for every consumer: resident (ImageSet, decoded once) when its decoded size fits
+        resident_max_gb, else streamed from its files by DataLoader workers (sas.data.stream.StreamedSet)."""
+        if self.layout in ("digits", "cifar10"):                  # array datasets: in memory anyway
+            return self.load(split, per_class)
+        from sas.data.images import first_per_class, list_class_files
+        from sas.data.stream import StreamedSet, resident_gb
+
+        if split not in SPLITS:
+            raise DataError(f"split must be one of {SPLITS}, got '{split}'")
+        where = self._split_dir(split)
+        items = first_per_class(list_class_files(where, self.table, self.follow_symlinks), per_class)
+        if resident_gb(len(items), self.image_size) <= self.resident_max_gb:
+            return self.load(split, per_class)
+        log.info("streaming %s %s: %d images (%.1f GB decoded > dataset.resident_max_gb=%s)", self.name, split,
+                 len(items), resident_gb(len(items), self.image_size), self.resident_max_gb)
+        return StreamedSet([p for p, _ in items], torch.tensor([y for _, y in items], dtype=torch.int64),
+                           self.table, f"{self.layout} layout, {split} split, streamed: {where}", self.image_size,
+                           self.workers)
 
     def load(self, split: str, per_class: int | None = None) -> ImageSet:
         """One split; per_class keeps the first images of each class (folder layouts and digits)."""

@@ -159,10 +159,16 @@ def _encode_striped(encoder, files, key, path: Path, progress: bool, stripe: Str
     return _rows(cached, files)
 
 
-def visual_prototypes(encoder, real, num_classes: int) -> torch.Tensor:
-    """Mean normalised embedding of the real images of each class -> (C, d)."""
-    feats = encoder.encode_tensors(real.images)                                  # (M, d)
-    protos = torch.zeros(num_classes, feats.shape[1]).index_add_(0, real.labels, feats)
+def visual_prototypes(encoder, real, num_classes: int, batch_size: int = 1024) -> torch.Tensor:
+    """Mean normalised embedding of the real images of each class -> (C, d); real: a resident ImageSet or a
+    streamed split (sas.data.stream), read batch by batch either way."""
+    from sas.data.stream import iter_batches
+
+    protos = None
+    for images, labels in iter_batches(real, batch_size):
+        feats = encoder.encode_tensors(images).float()                           # (B, d)
+        protos = torch.zeros(num_classes, feats.shape[1]) if protos is None else protos
+        protos.index_add_(0, labels, feats)
     counts = torch.bincount(real.labels, minlength=num_classes).clamp_min(1)
     return protos / counts[:, None]
 

@@ -26,9 +26,9 @@ class Classifier(pl.LightningModule):
     def __init__(self, model: nn.Module, epochs: int, lr: float = 0.01, momentum: float = 0.9,
                  weight_decay: float = 5e-4, lr_milestones=(2 / 3, 5 / 6), lr_gamma: float = 0.2,
                  cutmix_beta: float = 1.0, cutmix_prob: float = 1.0, seed: int = 0,
-                 channels_last: bool = False, metric_prefix: str = ""):
+                 channels_last: bool = False, metric_prefix: str = "", eval_from_epoch: int = 0):
         super().__init__()
-        self.save_hyperparameters(ignore=["model"])
+        self.save_hyperparameters(ignore=["model", "teacher"])
         self.model = model.to(memory_format=torch.channels_last) if channels_last else model
         from torchmetrics import MaxMetric, MeanMetric
 
@@ -51,6 +51,13 @@ class Classifier(pl.LightningModule):
     @property
     def last_top1(self) -> float:
         return self.curve[-1][1] if self.curve else float("nan")
+
+    def on_train_epoch_start(self):
+        # no evaluation before eval_from_epoch (RDED's protocol evaluates only in the last 20% of the epochs);
+        # Lightning reads check_val_every_n_epoch afresh each epoch
+        every = getattr(self, "_eval_every", None) or self.trainer.check_val_every_n_epoch
+        self._eval_every = every
+        self.trainer.check_val_every_n_epoch = every if self.current_epoch >= self.hparams.eval_from_epoch else 1 << 30
 
     def forward(self, x):
         if self.hparams.channels_last:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable
 
 from sas.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from sas.data.images import ImageSet
 
-__all__ = ["Protocol", "evaluate", "summarize", "run_repeat"]
+__all__ = ["Protocol", "EvalContext", "evaluate", "summarize", "run_repeat", "fit"]
 
 # A distilled set has a handful of batches per epoch; metrics are logged per evaluation, not per step.
 warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
@@ -44,6 +44,7 @@ class Protocol:
     lr_milestones: tuple = (2 / 3, 5 / 6)           # fractions of the epochs
     lr_gamma: float = 0.2
     evaluations: int = 100                          # evaluate every epochs / evaluations epochs
+    eval_from: float = 0.0                          # no evaluation before this fraction of the epochs
     cutmix_beta: float = 1.0
     cutmix_prob: float = 1.0
     image_size: int = 224
@@ -68,11 +69,17 @@ class Protocol:
     cudnn_benchmark: bool = True                    # IDC's train.py sets cudnn.benchmark (fixed shapes)
     progress: bool = True                           # Lightning's progress bar
 
+    AUGMENTS = ("idc", "dsa", "none")
+
     def __post_init__(self):
+        from omegaconf import OmegaConf
+        for f in fields(self):                        # a non-recursive instantiate passes nested configs as-is
+            if OmegaConf.is_config(getattr(self, f.name)):
+                setattr(self, f.name, OmegaConf.to_container(getattr(self, f.name), resolve=True))
         if isinstance(self.augment, bool):            # older configs: true / false
             self.augment = "idc" if self.augment else "none"
-        if self.augment not in ("idc", "dsa", "none"):
-            raise ValueError(f"eval.augment must be idc, dsa or none, got '{self.augment}'")
+        if self.augment not in self.AUGMENTS:
+            raise ValueError(f"eval.augment must be one of {', '.join(self.AUGMENTS)}, got '{self.augment}'")
         for key in ("lr", "batch_size", "evaluations", "repeats", "image_size", "eval_batch_size"):
             if getattr(self, key) <= 0:
                 raise ValueError(f"eval.{key} must be > 0, got {getattr(self, key)}")
@@ -111,6 +118,37 @@ class Protocol:
     def eval_every(self, epochs: int) -> int:
         return max(1, epochs // self.evaluations)
 
+    def config(self) -> dict:
+        """The settings (JSON-ready), without loaded state such as a teacher network."""
+        import copy
+        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if not f.name.startswith("_")}
+
+    def batch_size_for(self, ipc: int | None, num_classes: int) -> int:
+        return self.batch_size
+
+    def prepare(self, context: "EvalContext") -> None:
+        """Load or train what the protocol needs besides the distilled set (the soft-label teacher)."""
+
+    def build_module(self, net, epochs: int, seed: int, metric_prefix: str = ""):
+        """The LightningModule that trains `net` on the distilled set under this protocol."""
+        from sas.evaluation.classifier import Classifier
+        return Classifier(net, epochs=epochs, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
+                          lr_milestones=tuple(self.lr_milestones), lr_gamma=self.lr_gamma,
+                          cutmix_beta=self.cutmix_beta, cutmix_prob=self.cutmix_prob, seed=seed,
+                          channels_last=self.channels_last, metric_prefix=metric_prefix,
+                          eval_from_epoch=int(self.eval_from * epochs))
+
+
+@dataclass
+class EvalContext:
+    """What a protocol may read besides the distilled set: the real splits (loaded on first call) and the
+    shared cache (a trained teacher, full-data reference runs)."""
+
+    real_train: Callable | None = None
+    real_val: Callable | None = None
+    cache_dir: str | None = None
+    data_key: dict = field(default_factory=dict)       # identifies the real data (dataset config)
+
 
 def summarize(repeats: list[dict]) -> dict:
     """Mean and population std of best / last top-1 over repeats (each a dict with best_top1, last_top1)."""
@@ -124,30 +162,32 @@ def summarize(repeats: list[dict]) -> dict:
 
 
 def run_repeat(train: ImageSet, val: ImageSet, model: dict, protocol: Protocol, epochs: int, repeat: int,
-               logger=None) -> dict:
+               logger=None, ipc: int | None = None) -> dict:
     """One training run from scratch -> {repeat, seed, best_top1, last_top1, best_epoch, curve}."""
+    seed = protocol.seed + repeat
+    _, module = fit(train, val, model, protocol, epochs, seed, logger, protocol.batch_size_for(ipc, train.num_classes),
+                    metric_prefix=f"repeat{repeat}/")
+    return {"repeat": repeat, "seed": seed, "best_top1": module.best_top1, "last_top1": module.last_top1,
+            "best_epoch": module.best_epoch, "curve": [list(p) for p in module.curve]}
+
+
+def fit(train, val, model: dict, protocol: Protocol, epochs: int, seed: int, logger=None,
+        batch_size: int | None = None, metric_prefix: str = ""):
+    """Train a fresh `model` on `train` under the protocol, evaluating on `val` -> (net, module)."""
     import pytorch_lightning as pl
     import torch
 
-    from sas.evaluation.classifier import Classifier
+    from sas.devices import set_tf32
     from sas.evaluation.datamodule import ResidentDataModule
     from sas.models import build_model
 
-    from sas.devices import set_tf32
-
-    seed = protocol.seed + repeat
     pl.seed_everything(seed, workers=True, verbose=False)
     set_tf32(protocol.tf32)
     net = build_model(model, num_classes=train.num_classes, image_size=protocol.image_size)
-    if protocol.compile:
-        net = torch.compile(net)
-    module = Classifier(net, epochs=epochs, lr=protocol.lr, momentum=protocol.momentum,
-                        weight_decay=protocol.weight_decay, lr_milestones=tuple(protocol.lr_milestones),
-                        lr_gamma=protocol.lr_gamma, cutmix_beta=protocol.cutmix_beta,
-                        cutmix_prob=protocol.cutmix_prob, seed=seed, channels_last=protocol.channels_last,
-                        metric_prefix=f"repeat{repeat}/")
-    dm = ResidentDataModule(train, val, protocol.train_augment(), protocol.batch_size, protocol.eval_batch_size,
-                            seed, mean=protocol.mean, std=protocol.std)
+    module = protocol.build_module(torch.compile(net) if protocol.compile else net, epochs, seed, metric_prefix)
+    dm = ResidentDataModule(train, val, protocol.train_augment(), batch_size or protocol.batch_size,
+                            protocol.eval_batch_size, seed, mean=protocol.mean, std=protocol.std,
+                            image_size=protocol.image_size)
     trainer = pl.Trainer(
         max_epochs=epochs, check_val_every_n_epoch=protocol.eval_every(epochs),
         accelerator=protocol.accelerator, devices=protocol.devices, strategy=protocol.strategy,
@@ -158,24 +198,25 @@ def run_repeat(train: ImageSet, val: ImageSet, model: dict, protocol: Protocol, 
     trainer.fit(module, dm)
     if not module.curve or module.curve[-1][0] != epochs:  # make sure the last epoch is evaluated
         trainer.validate(module, dm, verbose=False)
-    return {"repeat": repeat, "seed": seed, "best_top1": module.best_top1, "last_top1": module.last_top1,
-            "best_epoch": module.best_epoch, "curve": [list(p) for p in module.curve]}
+    return net, module
 
 
 def evaluate(train: ImageSet, val: ImageSet, model: dict, protocol: Protocol, ipc: int | None = None,
              logger=None, completed: list[dict] | None = None,
-             on_repeat: Callable[[dict], None] | None = None) -> dict:
+             on_repeat: Callable[[dict], None] | None = None, context: EvalContext | None = None) -> dict:
     """Run protocol.repeats trainings (skipping those in `completed`) -> result dict (JSON-ready)."""
     if len(train) == 0:
         raise ValueError(f"empty training set: {train.source}")
     epochs = protocol.epochs_for(ipc, train.num_classes)
     done = {int(r["repeat"]): r for r in (completed or [])}
+    if len(done) < protocol.repeats:
+        protocol.prepare(context or EvalContext(real_val=lambda: val))
     repeats = []
     for r in range(protocol.repeats):
-        rec = done.get(r) or run_repeat(train, val, model, protocol, epochs, r, logger)
+        rec = done.get(r) or run_repeat(train, val, model, protocol, epochs, r, logger, ipc)
         if r not in done and on_repeat is not None:
             on_repeat(rec)
         repeats.append(rec)
     return {"model": dict(model), "epochs": epochs, "eval_every": protocol.eval_every(epochs),
             "train_images": len(train), "train_source": train.source, "val_images": len(val),
-            "val_source": val.source, "protocol": asdict(protocol), **summarize(repeats), "repeats": repeats}
+            "val_source": val.source, "protocol": protocol.config(), **summarize(repeats), "repeats": repeats}

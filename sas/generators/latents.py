@@ -19,25 +19,59 @@ from torch.utils.data import DataLoader
 
 from sas.devices import per_process_batch, pin_on_cuda
 
-__all__ = ["encode_moments", "LatentDataModule"]
+__all__ = ["encode_moments", "encode_split", "LatentDataModule"]
 
 
 @torch.no_grad()
-def encode_moments(images: torch.Tensor, vae, batch_size: int = 32, device=None, progress: bool = True) -> torch.Tensor:
-    """uint8 (N, 3, H, W) -> float16 (N, 2, 2, C, H/f, W/f) posterior mean / logvar for the image and its mirror."""
-    from tqdm.auto import tqdm
+def encode_moments(split, vae, batch_size: int = 32, device=None, bar=None) -> torch.Tensor:
+    """A resident or streamed split (uint8 (N, 3, H, W)) -> float16 (N, 2, 2, C, H/f, W/f) posterior mean /
+    logvar for the image and its mirror."""
+    from sas.data.stream import iter_batches
 
     device = device or next(vae.parameters()).device
     dtype = next(vae.parameters()).dtype
     out = []
-    for start in tqdm(range(0, len(images), batch_size), desc="encode latents", disable=not progress):
-        x = images[start:start + batch_size].to(device).to(dtype) / 127.5 - 1          # [-1, 1]
+    for images, _ in iter_batches(split, batch_size):
+        x = images.to(device).to(dtype) / 127.5 - 1                                     # [-1, 1]
         both = []
         for view in (x, x.flip(-1)):
             dist = vae.encode(view).latent_dist
             both.append(torch.stack([dist.mean, dist.logvar], 1))                       # (B, 2, C, h, w)
         out.append(torch.stack(both, 1).half().cpu())                                  # (B, 2, 2, C, h, w)
+        if bar is not None:
+            bar.update(len(images))
     return torch.cat(out)
+
+
+LATENT_CHUNK = 4096      # real images per cached chunk of latents: the unit of sharding and resuming
+
+
+def encode_split(split, vae, folder, progress: bool = True) -> dict:
+    """{"moments", "labels"} of a whole real split, cached under folder as chunk-<start>.pt files. The ranks of a
+    torch.distributed job take the chunks in stripes (sas.shards); a killed run encodes only the chunks it
+    lacks; every rank then reads all chunks."""
+    from pathlib import Path
+
+    from tqdm.auto import tqdm
+
+    from sas.data.stream import take
+    from sas.io import atomic_torch_save
+    from sas.shards import Stripe, barrier
+
+    folder = Path(folder)
+    stripe = Stripe.current()
+    starts = list(range(0, len(split), LATENT_CHUNK))
+    chunk = lambda s: folder / f"chunk-{s:09d}.pt"                   # noqa: E731
+    todo = [s for i, s in enumerate(starts) if stripe.owns(i) and not chunk(s).is_file()]
+    if todo:
+        total = sum(min(LATENT_CHUNK, len(split) - s) for s in todo)
+        with tqdm(total=total, desc="encode latents", unit="img", disable=not progress) as bar:
+            for s in todo:
+                part = take(split, s, s + LATENT_CHUNK)
+                atomic_torch_save({"moments": encode_moments(part, vae, bar=bar), "labels": part.labels}, chunk(s))
+    barrier()
+    parts = [torch.load(chunk(s), weights_only=True) for s in starts]
+    return {"moments": torch.cat([p["moments"] for p in parts]), "labels": torch.cat([p["labels"] for p in parts])}
 
 
 class LatentDataModule(pl.LightningDataModule):

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 
-from sas.io import atomic_torch_save
 
 __all__ = ["MinimaxRecipe", "DDPMRecipe"]
 
@@ -76,7 +75,7 @@ class MinimaxRecipe:
     def build(self, data, cache_dir, seed: int = 0, progress: bool = True, data_key: dict | None = None):
         from sas.cache import config_key
         from sas.generators.dit import load_transformer, load_vae
-        from sas.generators.latents import LatentDataModule, encode_moments
+        from sas.generators.latents import LatentDataModule, encode_split
         from sas.generators.minimax import MinimaxModule
 
         transformer = load_transformer(self.pretrained, self.checkpoint, self.transformer_config, self.init_seed)
@@ -85,15 +84,9 @@ class MinimaxRecipe:
         # the real training set, encoded once (cached by dataset, image size and VAE)
         key = config_key({"data": data_key, "vae": self.vae, "vae_config": self.vae_config,
                           "per_class": self.per_class, "image_size": self.image_size})
-        cache = Path(cache_dir) / "latents" / f"{key}.pt"
-        if cache.is_file():
-            blob = torch.load(cache, weights_only=True)
-        else:
-            images = data.load("train", per_class=self.per_class)
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-            blob = {"moments": encode_moments(images.images, self._vae.to(device).eval(), progress=progress),
-                    "labels": images.labels}
-            atomic_torch_save(blob, cache)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        blob = encode_split(data.split("train", per_class=self.per_class), self._vae.to(device).eval(),
+                            Path(cache_dir) / "latents" / key, progress=progress)         # streamed when large
         labels = blob["labels"]
         dm = LatentDataModule(blob["moments"], labels, torch.tensor(model_ids)[labels], batch_size=self.batch_size,
                               latent_scale=self.latent_scale, seed=seed)

@@ -1,0 +1,248 @@
+"""Soft-label evaluation (RDED / SRe2L line): a teacher labels every augmented batch on the fly and the student
+learns its temperature-scaled probabilities.
+
+    protocol = SoftLabelProtocol(teacher={"_target_": "torchvision.models.resnet18"},
+                                 teacher_weights="torchvision:ResNet18_Weights.IMAGENET1K_V1")
+    result = evaluate(distilled, real_val, model, protocol, ipc=10, context=EvalContext(...))
+
+Every setting is a named value of SoftLabelProtocol (conf/eval/softlabel.yaml); the defaults are those of
+LINs-lab/RDED validation/main.py and argument.py, which Minimax uses for its ImageNet-1K numbers:
+  * per batch: ShufflePatches(factor 2) -> RandomResizedCrop(scale (1/factor, 1)) -> flip -> normalise, then
+    CutMix (Beta(1, 1), one box per batch, probability 1) on the normalised batch;
+  * the teacher (eval mode, frozen) sees the mixed batch: p = softmax(teacher(x) / T), T = 20 for CutMix
+    (4 for MixUp); the student minimises KL(p || softmax(student(x) / T)) averaged over the batch
+    (nn.KLDivLoss(reduction="batchmean"), no T^2 factor), or the soft cross-entropy -sum p log q (loss=soft_ce);
+  * AdamW (lr 1e-3, betas 0.9 / 0.999, weight decay 0.01 on weight matrices only, RDED's get_parameters),
+    300 epochs, learning rate x 0.5 (1 + cos(pi e / (2 E))) per epoch (RDED's cosine: it ends at half the
+    base rate), batch size by IPC (1: 10, 10: 50, 50: 100; x2 for 100 and 1,000 classes; at most IPC x C);
+  * validation: the real val images resized to 256 and centre-cropped to 224 (dataset.image_size 256 with
+    eval.image_size 224), every 10 epochs in the last 20% of training and at the last epoch; best top-1.
+The teacher: any conf/model architecture or torchvision model, with weights from torchvision
+("torchvision:<Weights enum>"), a local state-dict file, or null: trained once by the framework on the real
+train split with the hard-label protocol (teacher_protocol) and cached by its settings.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sas.evaluation.classifier import Classifier
+from sas.evaluation.protocol import EvalContext, Protocol
+
+__all__ = ["SoftLabelProtocol", "SoftLabelClassifier", "soft_loss", "rded_cosine", "weight_decay_groups"]
+
+LOSSES = ("kl", "soft_ce")
+SCHEDULES = ("rded_cosine", "linear", "constant")
+
+
+def soft_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
+              kind: str = "kl") -> torch.Tensor:
+    """(B, C) logits of both -> the scalar loss of the student against the teacher's soft labels."""
+    log_q = F.log_softmax(student_logits / temperature, dim=1)
+    p = F.softmax(teacher_logits / temperature, dim=1)
+    if kind == "kl":
+        return F.kl_div(log_q, p, reduction="batchmean")
+    return -(p * log_q).sum(1).mean()
+
+
+def rded_cosine(epoch: int, epochs: int) -> float:
+    """RDED's per-epoch learning-rate factor 0.5 (1 + cos(pi e / E / 2)) for e <= E (0 beyond)."""
+    return 0.5 * (1.0 + math.cos(math.pi * epoch / epochs / 2)) if epoch <= epochs else 0.0
+
+
+def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Decay on weight matrices / kernels only (names with 'weight', more than one dim), as RDED's get_parameters."""
+    decay, plain = [], []
+    for name, p in model.named_parameters():
+        (decay if "weight" in name and p.dim() > 1 else plain).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
+
+
+class SoftLabelClassifier(Classifier):
+    """The student of the soft-label protocol; validation, curve and logging are the IDC Classifier's."""
+
+    def __init__(self, model: nn.Module, teacher: nn.Module, epochs: int, lr: float = 1e-3,
+                 weight_decay: float = 0.01, betas=(0.9, 0.999), temperature: float = 20.0, loss: str = "kl",
+                 schedule: str = "rded_cosine", mix: str = "cutmix", cutmix_beta: float = 1.0,
+                 cutmix_prob: float = 1.0, mixup_alpha: float = 0.8, seed: int = 0, channels_last: bool = False,
+                 metric_prefix: str = "", eval_from_epoch: int = 0):
+        super().__init__(model, epochs=epochs, lr=lr, weight_decay=weight_decay, cutmix_beta=cutmix_beta,
+                         cutmix_prob=cutmix_prob, seed=seed, channels_last=channels_last,
+                         metric_prefix=metric_prefix, eval_from_epoch=eval_from_epoch)
+        self.teacher = teacher.eval().requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.teacher.eval()                           # Lightning switches the whole module each epoch
+        return self
+
+    def _mix(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        from sas.data.augment import cutmix
+        h = self.hparams
+        if h.mix == "cutmix":
+            return cutmix(x, y, h.cutmix_beta, h.cutmix_prob, self._rng, self._gen)[0]
+        if h.mix == "mixup":
+            lam = float(self._rng.beta(h.mixup_alpha, h.mixup_alpha))
+            perm = torch.randperm(x.shape[0], generator=self._gen, device=x.device)
+            return lam * x + (1 - lam) * x[perm]
+        return x
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch                                                        # (B, 3, S, S), (B,)
+        if self._gen is None or self._gen.device != x.device:
+            self._gen = torch.Generator(device=x.device).manual_seed(self.hparams.seed * 7919 + 7)
+        x = self._mix(x, y)
+        with torch.no_grad():
+            teacher_logits = self.teacher(x)                                # (B, C)
+        loss = soft_loss(self(x), teacher_logits, self.hparams.temperature, self.hparams.loss)
+        self.train_loss.update(loss.detach())
+        return loss
+
+    def configure_optimizers(self):
+        h = self.hparams
+        opt = torch.optim.AdamW(weight_decay_groups(self.model, h.weight_decay), lr=h.lr, betas=tuple(h.betas))
+        factor = {"rded_cosine": lambda e: rded_cosine(e, h.epochs),
+                  "linear": lambda e: max(0.0, 1.0 - e / h.epochs),
+                  "constant": lambda e: 1.0}[h.schedule]
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+
+@dataclass
+class SoftLabelProtocol(Protocol):
+    lr: float = 1e-3                                # RDED adamw_lr for resnet18 / conv students
+    weight_decay: float = 0.01                      # RDED adamw_weight_decay
+    betas: tuple = (0.9, 0.999)
+    epochs: int | None = 300                        # RDED re_epochs
+    schedule: str = "rded_cosine"                   # rded_cosine | linear | constant
+    batch_size_by_ipc: dict = field(default_factory=lambda: {1: 10, 10: 50, 50: 100})   # RDED re_batch_size
+    batch_scale_by_classes: dict = field(default_factory=lambda: {100: 2, 1000: 2})
+    temperature: float = 20.0                       # RDED: 20 with CutMix, 4 with MixUp
+    loss: str = "kl"                                # kl (RDED) | soft_ce
+    mix: str = "cutmix"                             # cutmix | mixup | none
+    mixup_alpha: float = 0.8
+    patch_factor: int = 2                           # ShufflePatches factor; the crop scale is (1 / factor, 1)
+    augment: str = "rded"
+    crop_scale: tuple = (0.5, 1.0)
+    jitter: float = 0.0
+    lighting: float = 0.0
+    evaluations: int = 30                           # every epochs / 30 = 10 epochs ...
+    eval_from: float = 0.8                          # ... in the last 20% of the epochs (and the last one)
+    seed: int = 42                                  # RDED argument.py
+    teacher: dict = field(default_factory=lambda: {"_target_": "sas.models.resnet.resnet", "depth": 18})
+    teacher_weights: str | None = None              # torchvision:<Weights enum> | a state-dict file | null: trained
+    teacher_protocol: dict = field(default_factory=dict)   # hard-label Protocol fields of a trained teacher
+    _teacher: nn.Module | None = field(default=None, init=False, repr=False, compare=False)
+
+    AUGMENTS = ("rded", "none")      # rded: ShufflePatches -> RandomResizedCrop -> flip
+
+    def __post_init__(self):
+        super().__post_init__()
+        for key, allowed in (("loss", LOSSES), ("schedule", SCHEDULES), ("mix", ("cutmix", "mixup", "none"))):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"eval.{key} must be one of {allowed}, got '{getattr(self, key)}'")
+        if self.temperature <= 0:
+            raise ValueError(f"eval.temperature must be > 0, got {self.temperature}")
+
+    def batch_size_for(self, ipc: int | None, num_classes: int) -> int:
+        """RDED's rule: by IPC, x2 for 100 / 1,000 classes, at most IPC x classes (else eval.batch_size)."""
+        table = {int(k): int(v) for k, v in self.batch_size_by_ipc.items()}
+        if ipc is None or ipc not in table:
+            return self.batch_size
+        bs = table[ipc] * int({int(k): v for k, v in self.batch_scale_by_classes.items()}.get(num_classes, 1))
+        return min(bs, ipc * num_classes)
+
+    def train_augment(self):
+        if self.augment == "none":
+            return None
+        from sas.data.augment import TrainAugment
+        base = TrainAugment(self.image_size, scale=(1 / self.patch_factor, 1.0), flip=self.flip, brightness=0.0,
+                            contrast=0.0, saturation=0.0, lighting=0.0, mean=self.mean, std=self.std)
+        return PatchShuffleAugment(base, self.patch_factor)
+
+    def prepare(self, context: EvalContext) -> None:
+        if self._teacher is None:
+            self._teacher = load_teacher(self, context)
+
+    def build_module(self, net, epochs: int, seed: int, metric_prefix: str = ""):
+        if self._teacher is None:
+            raise RuntimeError("the soft-label protocol's teacher is not loaded: call prepare(context) first")
+        return SoftLabelClassifier(net, self._teacher, epochs, lr=self.lr, weight_decay=self.weight_decay,
+                                   betas=tuple(self.betas), temperature=self.temperature, loss=self.loss,
+                                   schedule=self.schedule, mix=self.mix, cutmix_beta=self.cutmix_beta,
+                                   cutmix_prob=self.cutmix_prob, mixup_alpha=self.mixup_alpha, seed=seed,
+                                   channels_last=self.channels_last, metric_prefix=metric_prefix,
+                                   eval_from_epoch=int(self.eval_from * epochs))
+
+
+class PatchShuffleAugment(nn.Module):
+    """ShufflePatches on the uint8 batch, then the crop / flip / normalise chain."""
+
+    def __init__(self, base: nn.Module, factor: int):
+        super().__init__()
+        self.base, self.factor = base, factor
+
+    def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        from sas.data.patches import shuffle_patches
+        return self.base(shuffle_patches(images, self.factor, generator), generator)
+
+
+def load_teacher(protocol: SoftLabelProtocol, context: EvalContext) -> nn.Module:
+    """The teacher network, eval mode: torchvision weights, a state-dict file, or trained on the real train split
+    (cached under <cache>/teachers/<key>.pt with a .json of its settings and top-1)."""
+    from sas.models import build_model
+
+    weights = protocol.teacher_weights
+    if weights:
+        num_classes = context.real_val().num_classes
+        net = build_model(protocol.teacher, num_classes=num_classes, image_size=protocol.image_size)
+        if str(weights).startswith("torchvision:"):            # e.g. torchvision:ResNet18_Weights.IMAGENET1K_V1
+            import torchvision
+            enum_name, _, member = str(weights).split(":", 1)[1].partition(".")
+            state = getattr(torchvision.models, enum_name)[member].get_state_dict(progress=True)
+        elif Path(weights).is_file():
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+        else:
+            raise FileNotFoundError(f"eval.teacher_weights: no such file: {weights} (or torchvision:<Weights enum>)")
+        net.load_state_dict(state)
+        return net.eval()
+    return train_on_real(protocol.teacher, Protocol(**{"image_size": protocol.image_size, "mean": protocol.mean,
+                                                       "std": protocol.std, "progress": protocol.progress,
+                                                       "accelerator": protocol.accelerator,
+                                                       **protocol.teacher_protocol}),
+                         context, role="teacher")[0].eval()
+
+
+def train_on_real(model: dict, protocol: Protocol, context: EvalContext, role: str = "full") -> tuple[nn.Module, dict]:
+    """A model trained with hard labels on the whole real train split, evaluated on real val; cached by model,
+    protocol and data (<cache>/teachers/<role>-<key>.pt + .json) -> (net, {"best_top1", "last_top1", ...})."""
+    from sas.cache import config_key
+    from sas.evaluation.protocol import fit
+    from sas.io import atomic_torch_save, atomic_write_text
+    from sas.models import build_model
+
+    if context.real_train is None or context.cache_dir is None:
+        raise ValueError(f"training the {role} model on real data needs the real train split and a cache folder")
+    what = {"model": model, "protocol": protocol.config(), "data": context.data_key}
+    path = Path(context.cache_dir) / "teachers" / f"{role}-{config_key(json.loads(json.dumps(what, default=str)))}.pt"
+    real_train, real_val = context.real_train(), context.real_val()
+    if path.is_file() and path.with_suffix(".json").is_file():
+        net = build_model(model, num_classes=real_train.num_classes, image_size=protocol.image_size)
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return net, json.loads(path.with_suffix(".json").read_text())["result"]
+    epochs = protocol.epochs or protocol.epochs_otherwise          # a full real split: no IPC rule
+    net, module = fit(real_train, real_val, model, protocol, epochs, protocol.seed)
+    net = getattr(net, "_orig_mod", net).cpu()
+    result = {"best_top1": module.best_top1, "last_top1": module.last_top1, "epochs": epochs,
+              "train_images": len(real_train)}
+    atomic_torch_save(net.state_dict(), path)
+    atomic_write_text(path.with_suffix(".json"), json.dumps({"settings": what, "result": result}, indent=1,
+                                                            default=str))
+    return net, result

@@ -1,0 +1,93 @@
+"""Soft-label evaluation: RDED's loss, schedule, batch sizes, ShufflePatches and evaluation window, written
+from their equations; the teacher stays frozen; a teacher trained on real digits is cached."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from sas.data.patches import shuffle_patches
+from sas.data.real import load_digits_split
+from sas.evaluation.protocol import EvalContext, evaluate
+from sas.evaluation.softlabel import (SoftLabelProtocol, rded_cosine, soft_loss, train_on_real,
+                                      weight_decay_groups)
+
+
+def test_soft_losses_follow_their_definitions():
+    g = torch.Generator().manual_seed(0)
+    s, t, T = torch.randn(5, 7, generator=g), torch.randn(5, 7, generator=g), 4.0
+    p = torch.exp(t / T) / torch.exp(t / T).sum(1, keepdim=True)
+    q = torch.exp(s / T) / torch.exp(s / T).sum(1, keepdim=True)
+    kl = (p * (p.log() - q.log())).sum() / 5                     # KL(p || q), averaged over the batch
+    torch.testing.assert_close(soft_loss(s, t, T, "kl"), kl)
+    torch.testing.assert_close(soft_loss(s, t, T, "soft_ce"), -(p * q.log()).sum() / 5)
+    assert soft_loss(t, t, T, "kl").abs() < 1e-6                 # a student that matches has no KL loss
+
+
+def test_rded_schedule_and_batch_sizes():
+    assert rded_cosine(0, 300) == 1.0 and rded_cosine(300, 300) == pytest.approx(0.5)
+    assert rded_cosine(150, 300) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+    assert rded_cosine(301, 300) == 0.0
+    p = SoftLabelProtocol()
+    assert [p.batch_size_for(ipc, c) for ipc, c in ((1, 10), (10, 10), (50, 10), (10, 1000), (50, 1000), (1, 5))] \
+        == [10, 50, 100, 100, 200, 5]
+    assert p.batch_size_for(20, 10) == p.batch_size                # other IPCs: the named default
+    with pytest.raises(ValueError, match="eval.loss must be one of"):
+        SoftLabelProtocol(loss="mse")
+    with pytest.raises(ValueError, match="eval.augment must be one of rded, none, got 'idc'"):
+        SoftLabelProtocol(augment="idc")
+
+
+def test_weight_decay_only_on_weight_matrices():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))
+    decay, plain = weight_decay_groups(net, 0.01)
+    assert {id(p) for p in decay["params"]} == {id(net[0].weight), id(net[3].weight)}
+    assert plain["weight_decay"] == 0.0 and len(plain["params"]) == 4   # biases, norm weight and bias
+
+
+def test_shuffle_patches_permutes_strips_per_image():
+    from itertools import permutations
+    x = torch.arange(36, dtype=torch.float32).view(1, 1, 6, 6).repeat(32, 2, 1, 1)        # (32, 2, 6, 6)
+    out = shuffle_patches(x, 3, torch.Generator().manual_seed(1))
+    strips = lambda order: [2 * i + j for i in order for j in range(2)]                  # noqa: E731
+    seen = set()
+    for a, b in zip(x, out):
+        found = [(r, c) for r in permutations(range(3)) for c in permutations(range(3))
+                 if torch.equal(b, a[:, strips(r)][:, :, strips(c)])]                    # rows, then columns
+        assert len(found) == 1                                    # exactly a strip permutation per axis
+        seen.add(found[0])
+    assert len(seen) > 8                                          # an own order per image and axis
+
+
+def small_protocol(**kw):
+    base = dict(epochs=10, evaluations=10, repeats=1, image_size=16, progress=False, accelerator="cpu",
+                eval_batch_size=600, batch_size=32, patch_factor=2,
+                teacher={"_target_": "sas.models.convnet.ConvNet", "depth": 2, "width": 16},
+                teacher_protocol={"epochs": 6, "evaluations": 1, "augment": "none", "cutmix_prob": 0.0,
+                                  "progress": False, "accelerator": "cpu", "batch_size": 128})
+    return SoftLabelProtocol(**{**base, **kw})
+
+
+def test_trained_teacher_is_cached_frozen_and_evaluation_waits_for_the_last_fifth(tmp_path):
+    train, val = load_digits_split("train", 16), load_digits_split("val", 16)
+    ctx = EvalContext(lambda: train, lambda: val, str(tmp_path), {"name": "digits"})
+    protocol = small_protocol()
+    protocol.prepare(ctx)
+    teacher = protocol._teacher
+    before = [p.detach().clone() for p in teacher.parameters()]
+    net, result = train_on_real(protocol.teacher, _teacher_protocol(protocol), ctx, role="teacher")
+    assert result["best_top1"] > 0.5                             # a real teacher, trained on the real digits
+    assert len(list((tmp_path / "teachers").glob("teacher-*.pt"))) == 1                  # trained once, cached
+    distilled = load_digits_split("train", 16, per_class=3)
+    out = evaluate(distilled, val, {"_target_": "sas.models.convnet.ConvNet", "depth": 2, "width": 8},
+                   protocol, ipc=3, context=ctx)
+    assert [e for e, _ in out["repeats"][0]["curve"]] == [9, 10]  # epochs 9 and 10 of 10 (from 80% on)
+    assert not teacher.training and all(torch.equal(a, b) for a, b in zip(before, teacher.parameters()))
+    assert out["protocol"]["temperature"] == 20.0 and "_teacher" not in out["protocol"]
+
+
+def _teacher_protocol(p):
+    from sas.evaluation.protocol import Protocol
+    return Protocol(**{"image_size": p.image_size, "mean": p.mean, "std": p.std, "progress": p.progress,
+                       "accelerator": p.accelerator, **p.teacher_protocol})
