@@ -97,18 +97,30 @@ def generate_pool(source: PoolSource, table: ClassTable, n_per_class: int, seed:
                   batch_size: int | None = None, progress: bool = True, writers: int = 8,
                   stripe: Stripe | None = None) -> PoolStore:
     """Make sure the first n_per_class images of every class of this process's stripe exist in the cache
-    (all of them by default); return the store. No lock is held: many jobs and ranks fill one pool at once,
-    each image is written atomically by the stripe that owns it, and a crashed stripe's images are missing,
-    so the next run with that stripe (or a whole run) draws them."""
-    from tqdm.auto import tqdm
+    (all of them by default); return the store. A stripe of several (shard jobs, torch.distributed ranks)
+    holds no lock: many writers fill one pool at once, each image is written atomically by the stripe that
+    owns it, and a crashed stripe's images are missing, so the next run with that stripe (or a whole run) draws
+    them. A whole-pool writer (one process) takes the pool's lock, so jobs of a sweep that need the same pool
+    draw it once: the others wait, then find it complete."""
+    import contextlib
 
     stripe = stripe or Stripe()
     source.check(table)
     store = PoolStore.open(cache_dir, pool_key(source, table, seed), table)
-    store.damaged(n_per_class, stripe.owns)                         # every reuse re-checks the bytes
-    todo = store.missing(n_per_class, stripe.owns)
-    if not todo:
-        return store
+    if not store.missing(n_per_class, stripe.owns) and not store.damaged(n_per_class, stripe.owns):
+        return store                                                # every reuse re-checks the bytes
+    with store.lock() if stripe.whole else contextlib.nullcontext():
+        store.damaged(n_per_class, stripe.owns)
+        todo = store.missing(n_per_class, stripe.owns)              # again: another writer may have filled it
+        if todo:
+            _draw(source, store, todo, seed, batch_size, progress, writers, stripe)
+    return store
+
+
+def _draw(source, store: PoolStore, todo: list, seed: int, batch_size, progress: bool, writers: int,
+          stripe: Stripe) -> None:
+    from tqdm.auto import tqdm
+
     bs = batch_size or source.batch_size()
     name = store.root.name if stripe.whole else f"{store.root.name} ({stripe})"
     bar = tqdm(total=len(todo), desc=f"pool {name}", unit="img", disable=not progress, dynamic_ncols=True)
@@ -133,4 +145,3 @@ def generate_pool(source: PoolSource, table: ClassTable, n_per_class: int, seed:
             f.result()
             bar.update(1)
     bar.close()
-    return store
