@@ -6,9 +6,10 @@
 (a) classes: the ImageNet-1K smoke preset (experiment=imagenet1k_smoke: tiny DiT pool, tiny CLIP, soft-label
     evaluation with a teacher trained here) on a synthetic ImageNet-layout tree of real digits (2 train and
     1 val image per class), for the first 100 classes (dataset=folder) and for all 1,000 (dataset=imagenet1k).
-    Each run is its own process: wall time and peak resident memory; their 1,000 / 100 ratios (about 10 and
-    well under 10 for linear growth, since fixed costs dominate small runs).
-(b) procs: the same tiny-DiT pool (10 classes x 24 images) drawn by 1 process with 1 thread, 1 process with 2
+    Each run is its own process: wall time and peak resident memory, their 1,000 / 100 ratios, and the ratio of
+    what each adds above a 10-class run (fixed costs: imports, model builds), which is about 11 when the
+    per-class work grows linearly.
+(b) procs: the same tiny-DiT pool (10 classes x 64 images) drawn by 1 process with 1 thread, 1 process with 2
     threads and 2 gloo processes with 1 thread each (sas.shards stripes); the pools are checked byte-identical.
 (c) select: benchmarks/selection.py --cases in1k-1m (the 1M-image pool: time against the matmul floor, peak
     memory against one N x N matrix).
@@ -26,6 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PER_CLASS = 64                     # (b): tiny-DiT images per class, 10 classes
 PY = sys.executable
 
 
@@ -61,6 +63,8 @@ def timed_process(cmd: list[str], env: dict) -> tuple[float, float]:
              "sys.stderr.write(r.stderr[-3000:] if r.returncode else ''); "
              "print(dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, r.returncode)")
     out = subprocess.run([PY, "-c", probe, *cmd], capture_output=True, text=True, env=env, cwd=ROOT)
+    if len(out.stdout.split()) != 3:
+        raise SystemExit(f"the probe failed:\n{out.stderr[-3000:]}")
     wall, rss, rc = out.stdout.split()
     if rc != "0":
         raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr}")
@@ -76,7 +80,7 @@ def classes_check(tmp: Path) -> None:
     env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "2"}
     common = ["experiment=imagenet1k_smoke", f"paths.data_dir={data}", "logger.mode=disabled"]
     rows = {}
-    for n in (100, 1000):
+    for n in (10, 100, 1000):
         extra = ([] if n == 1000 else
                  ["dataset=folder", "dataset.name=in100", f"dataset.root={data / 'imagenet'}", "dataset.image_size=16",
                   "dataset.workers=2", "pool.source.class_ids=label",
@@ -88,12 +92,18 @@ def classes_check(tmp: Path) -> None:
                 for w in table.wnids[:n]:
                     (sub / split / w).symlink_to(data / "imagenet" / split / w)
             extra = [e.replace(str(data / "imagenet"), str(sub)) for e in extra] + ["dataset.follow_symlinks=true"]
-        cmd = [str(ROOT / "distill.py"), *common, *extra, f"paths.cache_dir={tmp / f'cache{n}'}",
+        cmd = [PY, str(ROOT / "distill.py"), *common, *extra, f"paths.cache_dir={tmp / f'cache{n}'}",
                f"hydra.run.dir={tmp / f'run{n}'}"]
         rows[n] = timed_process(cmd, env)
-        print(f"  {n:>5} classes: {rows[n][0]:6.1f} s wall, peak RSS {rows[n][1]:7.0f} MiB", flush=True)
+        import json
+        res = json.loads((tmp / f"run{n}" / "results.json").read_text())
+        print(f"  {n:>5} classes: {rows[n][0]:6.1f} s wall, peak RSS {rows[n][1]:7.0f} MiB "
+              f"({res['pool_files']} pool images, top-1 {res['best_top1_mean']:.3f})", flush=True)
     print(f"  ratio 1,000 / 100 classes: wall x{rows[1000][0] / rows[100][0]:.2f}, "
           f"peak memory x{rows[1000][1] / rows[100][1]:.2f} (classes x10)")
+    print(f"  above the 10-class run (imports, model builds): wall x"
+          f"{(rows[1000][0] - rows[10][0]) / (rows[100][0] - rows[10][0]):.1f}, peak memory x"
+          f"{(rows[1000][1] - rows[10][1]) / max(rows[100][1] - rows[10][1], 1):.1f} (linear: about 11)")
 
 
 def _rank(rank: int, world: int, init: str, cache: str, threads: int):
@@ -104,11 +114,14 @@ def _rank(rank: int, world: int, init: str, cache: str, threads: int):
         dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
     from sas.pools.base import PoolContext
     src, table = _tiny_source()
+    src.check(table)                                           # model built before the clock starts
+    if world > 1:
+        dist.barrier()
     t = time.perf_counter()
-    src.paths(24, PoolContext(table, cache_dir=cache, seed=0, progress=False))
+    src.paths(PER_CLASS, PoolContext(table, cache_dir=cache, seed=0, progress=False))
+    Path(f"{cache}.rank{rank}.seconds").write_text(str(time.perf_counter() - t))
     if world > 1:
         dist.destroy_process_group()
-    return time.perf_counter() - t
 
 
 def _tiny_source():
@@ -124,7 +137,6 @@ def _tiny_source():
 def _spawned(world: int, threads: int, tmp: Path, tag: str) -> float:
     import torch.multiprocessing as mp
     cache = tmp / f"pool-{tag}"
-    t = time.perf_counter()
     if world == 1:
         ctx = mp.get_context("spawn")
         p = ctx.Process(target=_rank, args=(0, 1, "", str(cache), threads))
@@ -132,14 +144,15 @@ def _spawned(world: int, threads: int, tmp: Path, tag: str) -> float:
         p.join()
     else:
         mp.spawn(_rank, args=(world, str(tmp / f"init-{tag}"), str(cache), threads), nprocs=world, join=True)
-    return time.perf_counter() - t
+    return max(float(Path(f"{cache}.rank{r}.seconds").read_text()) for r in range(world))   # the slowest rank
 
 
 def procs_check(tmp: Path) -> None:
     runs = {(1, 1): _spawned(1, 1, tmp, "1x1"), (1, 2): _spawned(1, 2, tmp, "1x2"), (2, 1): _spawned(2, 1, tmp, "2x1")}
     for (w, th), sec in runs.items():
-        print(f"  {w} process(es) x {th} thread(s): {sec:6.1f} s for 240 images ({240 / sec:5.1f} img/s, "
-              f"process start and model load included)")
+        n = 10 * PER_CLASS
+        print(f"  {w} process(es) x {th} thread(s): {sec:6.1f} s for {n} images ({n / sec:5.1f} img/s; "
+              f"generation and PNG writing, the slowest rank)")
     pngs = {tag: sorted(p.relative_to(tmp / f"pool-{tag}") for p in (tmp / f"pool-{tag}").rglob("*.png"))
             for tag in ("1x1", "2x1")}
     same = pngs["1x1"] == pngs["2x1"] and all(
@@ -164,7 +177,7 @@ def main() -> None:
             print("(a) every stage, 100 vs 1,000 classes (experiment=imagenet1k_smoke):", flush=True)
             classes_check(tmp)
         if args.only in (None, "procs"):
-            print("(b) pool generation over processes (tiny DiT, 10 classes x 24):", flush=True)
+            print(f"(b) pool generation over processes (tiny DiT, 10 classes x {PER_CLASS}):", flush=True)
             procs_check(tmp)
     if args.only in (None, "select"):
         print("(c) selection of a 1M-image pool:", flush=True)

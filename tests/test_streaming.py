@@ -65,3 +65,24 @@ def test_prototypes_evaluation_and_latents_match_the_resident_path(digits_folder
     blob = encode_split(streamed.split("train"), vae.eval(), digits_folder / "latents", progress=False)
     torch.testing.assert_close(blob["moments"], encode_moments(resident.split("train"), vae.eval()))
     assert blob["labels"].tolist() == resident.split("train").labels.tolist()
+
+
+@pytest.mark.slow
+def test_ddp_evaluation_sums_top1_over_ranks_on_a_streamed_val_split(digits_folder):
+    """2 gloo processes (Lightning ddp_spawn), each a stripe of the streamed val split: the top-1 they report
+    together is the top-1 of the trained weights on the whole split, computed here in one process."""
+    from sas.data.augment import normalize, to_unit_float
+    from sas.evaluation.protocol import Protocol, fit
+
+    val = real(digits_folder, resident_max_gb=0.0, workers=0).split("val")
+    distilled = load_digits_split("train", 16, per_class=5)
+    protocol = Protocol(epochs=4, evaluations=2, repeats=1, image_size=16, augment="none", progress=False,
+                        accelerator="cpu", batch_size=10, eval_batch_size=15, devices=2, strategy="ddp_spawn")
+    net, module = fit(distilled, val, {"_target_": "sas.models.convnet.ConvNet", "depth": 2, "width": 8},
+                      protocol, 4, seed=0)                      # rank 0's weights come back to this process
+    assert [e for e, _ in module.curve] == [2, 4]
+    images = torch.cat([x for x, _ in val.batches(64)])
+    with torch.no_grad():
+        pred = net.eval()(normalize(to_unit_float(images), protocol.mean, protocol.std)).argmax(1)
+    assert module.curve[-1][1] == pytest.approx((pred == val.labels).float().mean().item())
+    assert module.curve[-1][1] > 0.2                              # learnt something: not a constant guess

@@ -90,6 +90,8 @@ class Classifier(pl.LightningModule):
         epoch = self.current_epoch + (0 if self.trainer.state.fn == "validate" else 1)
         self.curve.append((epoch, top1))
         p = self.hparams.metric_prefix
+        # the curve also goes through Lightning's metrics: under ddp_spawn they are what returns to the caller
+        self.log(f"curve/{epoch}", top1_t, logger=False, sync_dist=True)
         metrics = {f"{p}val/top1": top1, f"{p}val/best_top1": float(self.val_best.compute()), f"{p}epoch": float(epoch)}
         if self.train_loss.update_count:
             metrics[f"{p}train/loss"] = float(self.train_loss.compute())

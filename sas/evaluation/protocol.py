@@ -196,8 +196,12 @@ def fit(train, val, model: dict, protocol: Protocol, epochs: int, seed: int, log
         enable_progress_bar=protocol.progress, log_every_n_steps=1 << 30, deterministic=False,
         benchmark=protocol.cudnn_benchmark)
     trainer.fit(module, dm)
+    if not module.curve:         # ddp_spawn trained copies in other processes: the curve comes back as metrics
+        module.curve = sorted((int(k.split("/")[1]), float(v)) for k, v in trainer.callback_metrics.items()
+                              if k.startswith("curve/"))
     if not module.curve or module.curve[-1][0] != epochs:  # make sure the last epoch is evaluated
         trainer.validate(module, dm, verbose=False)
+        module.curve = module.curve or [(epochs, float(trainer.callback_metrics[f"curve/{epochs}"]))]
     return net, module
 
 
