@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(PY) distill.py experiment=demo
+	@$(PY) experiments/report.py tables outputs/demo --out outputs/demo/report | tail -1
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -1,11 +1,13 @@
-"""Build the paper's tables and figures from run folders.
+"""Reports from run folders: a comparison of every run found, the paper's tables and figures.
 
-    python experiments/report.py tables outputs/table1 outputs/table4 --out report/
-    python experiments/report.py tables --wandb my-entity/sas --out report/        # from a W&B project
+    python experiments/report.py tables outputs/ --out report/                    # any runs: demo, smoke, sweeps
+    python experiments/report.py tables --wandb my-entity/sas --out report/        # paper tables from a W&B project
     python experiments/report.py figures outputs/fig3 --out report/                # Fig. 3 t-SNE, Fig. 4 grid
 
-Writes report.md / report.tex (mean +- std, best per row in bold, the paper's
-figures in parentheses, missing and failed cells marked) and PNG figures.
+Writes report.md / report.tex (a comparison table of every finished run: rows the settings that vary, one
+column per sampler, mean +- std, best per row in bold, DD-Ranking's HLR / IOR / DDRS when computed; then
+the paper's tables with its figures in parentheses, missing and failed cells marked), comparison.csv and
+PNG figures.
 """
 
 import argparse
@@ -30,6 +32,7 @@ def main(argv=None) -> int:
         if not args.roots and not args.wandb:
             ap.error("give run folders or --wandb entity/project")
         print(build_report(args.roots, args.out, args.tables, args.wandb))
+        print(f"report: {Path(args.out) / 'report.md'}")
     else:
         from sas.report.figures import margin_grid, tsne_figure
         out = Path(args.out)

@@ -39,6 +39,8 @@ class DistillConfig:
     holdout_per_class: int = 50
     compare: Dict[str, Any] = field(default_factory=dict)   # more samplers on the same pool (experiment=demo)
     job_name: Optional[str] = None            # W&B run name (default: the output folder's name)
+    ddranking: bool = False                   # also DD-Ranking's HLR / IOR / DDRS for every sampler
+    ddranking_weight: float = 0.5             # w of DDRS's a = w IOR - (1 - w) HLR
     stop_after: Optional[str] = None          # pool | encode: only fill the shared cache (shard jobs, torchrun
                                               # ranks); null: the whole run
 
@@ -73,6 +75,9 @@ class Plan:
     num_shards: int = 1
     stop_after: str | None = None                    # pool | encode: a cache-filling job
     data_key: dict = field(default_factory=dict)     # the dataset config (resolved): identifies the real data
+    ddranking: bool = False
+    ddranking_weight: float = 0.5
+    seed: int = 0                                    # the run seed (the DD-Ranking random subset's)
 
     @property
     def main(self) -> str:
@@ -142,4 +147,5 @@ def build_plan(cfg, sampler_name: str | None = None) -> Plan:
     return Plan(samplers, protocol, data, pool, encoder, n, OmegaConf.to_container(cfg.model, resolve=True),
                 OmegaConf.to_container(cfg.eval, resolve=True), str(cfg.paths.cache_dir),
                 int(cfg.pool.get("seed", 0)), bool(cfg.get("progress", True)), shard, num_shards, stop_after,
-                OmegaConf.to_container(cfg.dataset, resolve=True))
+                OmegaConf.to_container(cfg.dataset, resolve=True), bool(cfg.get("ddranking", False)),
+                float(cfg.get("ddranking_weight", 0.5)), int(cfg.get("seed", 0)))

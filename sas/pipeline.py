@@ -130,14 +130,17 @@ def _write_selection(sel_dir: Path, name: str, rec: dict, idx: list[int], files,
         for i in range(len(files))) + "\n")
 
 
-def _evaluate_stage(plan, sel_dir: Path, table, context, tracker) -> dict:
+def _evaluate_stage(plan, sel_dir: Path, table, context, tracker, protocol=None) -> dict:
+    """Evaluate the distilled set under a protocol (the run's by default); finished repeats are read back."""
     from sas.cache import config_key
     from sas.data.distilled import read_distilled
     from sas.evaluation.protocol import evaluate
 
-    distilled = read_distilled(sel_dir / "distilled", table, plan.protocol.image_size)
+    protocol = protocol or plan.protocol
+    distilled = read_distilled(sel_dir / "distilled", table, protocol.image_size)
     model = plan.model
-    key = config_key({"model": model, "protocol": plan.eval_config,
+    settings = plan.eval_config if protocol is plan.protocol else protocol.config()
+    key = config_key({"model": model, "protocol": settings,
                       "manifest": (sel_dir / "distilled" / "manifest.jsonl").read_text()})
     progress = sel_dir / REPEATS
     done = [r for r in read_jsonl(progress) if r.get("key") == key]    # a partial last line is dropped
@@ -146,8 +149,8 @@ def _evaluate_stage(plan, sel_dir: Path, table, context, tracker) -> dict:
         append_line(progress, json.dumps({**rec, "key": key}))
 
     ipc = next(iter(plan.samplers.values())).ipc
-    return evaluate(distilled, context.real_val(), model, plan.protocol, ipc=ipc,
-                    logger=tracker.lightning_logger(plan.protocol.repeats), completed=done, on_repeat=record,
+    return evaluate(distilled, context.real_val(), model, protocol, ipc=ipc,
+                    logger=tracker.lightning_logger(protocol.repeats), completed=done, on_repeat=record,
                     context=context)
 
 
@@ -177,11 +180,21 @@ def record_failure(out, err: BaseException, cfg=None, choices: dict | None = Non
     log.error("job failed: %s (recorded in %s)", err, Path(out) / FAILED)
 
 
-def format_table(results: dict) -> str:
-    lines = [f"{'sampler':<16} {'best top-1 (%)':>16} {'last top-1 (%)':>16}"]
+def format_table(results: dict, scores: dict | None = None) -> str:
+    """Best / last top-1 per sampler (mean +- std over repeats), and DD-Ranking's HLR / IOR / DDRS when given."""
+    scores = scores or {}
+    head = f"{'sampler':<16} {'best top-1 (%)':>16} {'last top-1 (%)':>16}"
+    head += f" {'HLR (%)':>14} {'IOR (%)':>14} {'DDRS':>14}" if scores else ""
+    lines = [head]
     for name, r in results.items():
-        lines.append(f"{name:<16} {100 * r['best_top1_mean']:>9.1f} +- {100 * r['best_top1_std']:<4.1f}"
-                     f" {100 * r['last_top1_mean']:>9.1f} +- {100 * r['last_top1_std']:<4.1f}")
+        line = (f"{name:<16} {100 * r['best_top1_mean']:>9.1f} +- {100 * r['best_top1_std']:<4.1f}"
+                f" {100 * r['last_top1_mean']:>9.1f} +- {100 * r['last_top1_std']:<4.1f}")
+        s = scores.get(name)
+        if s:
+            line += (f" {100 * s['hlr_mean']:>7.1f} +- {100 * s['hlr_std']:<4.1f}"
+                     f" {100 * s['ior_mean']:>7.1f} +- {100 * s['ior_std']:<4.1f}"
+                     f" {s['ddrs_mean']:>7.3f} +- {s['ddrs_std']:<5.3f}")
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -256,8 +269,8 @@ class RealSplits:
         return self.get("train")
 
 
-def _select_write_evaluate(plan, name: str, sampler, pool, sel_dir: Path, context, tracker) -> dict:
-    """One sampler on the encoded pool: select, write the distilled set, log it, evaluate it."""
+def _select_and_write(plan, name: str, sampler, pool, sel_dir: Path):
+    """One sampler on the encoded pool: select, write the distilled set -> (record, indices, files, labels)."""
     import torch
 
     files, labels, feats, protos, rank = pool
@@ -267,13 +280,43 @@ def _select_write_evaluate(plan, name: str, sampler, pool, sel_dir: Path, contex
     sub_files, sub_labels = [files[i] for i in mine], [labels[i] for i in mine]
     rec = {k: v.tolist() for k, v in sel.record().items()}                # per image, as lists
     idx = sel.indices.tolist()
+    _write_selection(sel_dir, name, rec, idx, sub_files, sub_labels, plan.data.table)
+    return rec, idx, sub_files, sub_labels
+
+
+def _select_write_evaluate(plan, name: str, sampler, pool, sel_dir: Path, context, tracker, run_dir: Path) -> dict:
+    """One sampler on the encoded pool: select, write the distilled set, log it, evaluate it (and score it
+    with DD-Ranking when asked)."""
     table = plan.data.table
-    _write_selection(sel_dir, name, rec, idx, sub_files, sub_labels, table)
+    rec, idx, sub_files, sub_labels = _select_and_write(plan, name, sampler, pool, sel_dir)
     tracker.log_selection(name, rec, idx, sub_files, sub_labels, table)
     result = _evaluate_stage(plan, sel_dir, table, context, tracker)
-    tracker.log_results("main" if name == plan.main else name, result)
-    return {"sampler": {**sampler.config(), "choice": name}, "distilled": str(sel_dir / "distilled"),
-            "evaluation": result}
+    out = {"sampler": {**sampler.config(), "choice": name}, "distilled": str(sel_dir / "distilled"),
+           "evaluation": result}
+    if plan.ddranking:
+        out["ddranking"] = _ddranking_stage(plan, sampler, pool, sel_dir, context, tracker, result, run_dir)
+    tracker.log_results("main" if name == plan.main else name, result, out.get("ddranking"))
+    return out
+
+
+def _ddranking_stage(plan, sampler, pool, sel_dir: Path, context, tracker, result: dict, run_dir: Path) -> dict:
+    """HLR / IOR / DDRS of one distilled set: its hard-label evaluation, a random subset of the same pool size
+    and IPC under the run's protocol, and a full-real-data hard-label run of the same model (cached)."""
+    from sas.evaluation.ddranking import ddranking_scores
+    from sas.evaluation.softlabel import train_on_real
+    from sas.sampling import Random
+
+    table = plan.data.table
+    hard = plan.protocol.hard_protocol()
+    syn_hard = result if hard is plan.protocol else _evaluate_stage(plan, sel_dir, table, context, tracker, hard)
+    rand_dir = run_dir / "ddranking" / f"random-ipc{sampler.ipc}-mult{sampler.pool_mult}"
+    _select_and_write(plan, "random", Random(ipc=sampler.ipc, pool_mult=sampler.pool_mult, seed=plan.seed),
+                      pool, rand_dir)
+    rand = _evaluate_stage(plan, rand_dir, table, context, tracker)
+    _, full = train_on_real(plan.model, hard, context, role="real")
+    best = lambda r: [x["best_top1"] for x in r["repeats"]]                  # noqa: E731
+    return {**ddranking_scores(full["best_top1"], best(syn_hard), best(result), best(rand), plan.ddranking_weight),
+            "random_distilled": str(rand_dir / "distilled")}
 
 
 def _summary(cfg, plan, results: dict, n_files: int, emb_file, choices: dict, t_start: float) -> dict:
@@ -305,13 +348,14 @@ def _run_stages(cfg, plan, folder: RunFolder, choices: dict, t_start: float) -> 
         pool = (files, labels, feats, protos, _class_ranks(labels))
         results = {name: _select_write_evaluate(plan, name, sampler, pool,
                                                 folder.path if name == plan.main else folder.path / "compare" / name,
-                                                context, tracker)
+                                                context, tracker, folder.path)
                    for name, sampler in plan.samplers.items()}
         summary = _summary(cfg, plan, results, len(files), emb_file, choices, t_start)
         folder.finish(summary)
     finally:
         tracker.finish()
-    print(format_table({k: v["evaluation"] for k, v in results.items()}))
+    print(format_table({k: v["evaluation"] for k, v in results.items()},
+                       {k: v["ddranking"] for k, v in results.items() if "ddranking" in v}))
     print(f"outputs: {folder.path}  (results.json, distilled/, config.yaml)")
     return summary["best_top1_mean"]
 

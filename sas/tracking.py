@@ -103,7 +103,7 @@ class Tracker:
         config["group_by"] = {"dataset": cfg.dataset.name, "sampler": choices.get("sampler"),
                               "ipc": cfg.sampler.ipc, "pool_mult": cfg.sampler.pool_mult,
                               "model": choices.get("model"), "pool": choices.get("pool"),
-                              "encoder": choices.get("encoder")}
+                              "encoder": choices.get("encoder"), "eval": choices.get("eval")}
         self.run = wandb.init(project=project, entity=entity, group=cfg.name,
                               name=cfg.get("job_name") or out.name, job_type="distill", config=config,
                               dir=str(out), mode=mode, reinit="finish_previous", id=run_id, resume="allow",
@@ -137,12 +137,15 @@ class Tracker:
         rows = [[i, table.names[labels[i]], files[i], *(rec[k][i] for k in rec)] for i in range(len(files))]
         self.run.log({f"{name}/selected": images, f"{name}/manifest": wandb.Table(columns=columns, data=rows)})
 
-    def log_results(self, name: str, result: dict) -> None:
+    def log_results(self, name: str, result: dict, scores: dict | None = None) -> None:
         if self.run is None:
             return
         keys = ("best_top1_mean", "best_top1_std", "last_top1_mean", "last_top1_std")
         prefix = "" if name == "main" else f"{name}/"
         self.run.summary.update({f"{prefix}{k}": result[k] for k in keys})
+        if scores:                                     # DD-Ranking: hlr / ior / ddrs mean and std
+            self.run.summary.update({f"{prefix}ddranking/{k}_{s}": scores[f"{k}_{s}"]
+                                     for k in ("hlr", "ior", "ddrs") for s in ("mean", "std")})
 
     def finish(self) -> None:
         if self.run is not None:

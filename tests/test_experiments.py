@@ -66,6 +66,13 @@ def test_smoke_preset_runs(preset, shared, tmp_path):
     for job in done:
         res = json.loads((job / "results.json").read_text())
         assert 0 <= res["best_top1_mean"] <= 1 and (job / "distilled" / "manifest.jsonl").is_file()
+    # the report of the preset's own runs: one comparison cell per (varying settings, sampler), none empty
+    from sas.report.compare import collect_entries, comparison
+    entries, skipped = collect_entries([out])
+    table = comparison(entries, skipped)
+    assert len(entries) == expected and not skipped and table["cells"]
+    assert all(c["n"] >= 1 and c["best"] is not None for c in table["cells"].values())
+    assert {e.sampler for e in entries} == set(table["samplers"])
 
 
 def test_tune_sas_smoke_uses_the_holdout_split(shared, tmp_path):
@@ -130,7 +137,9 @@ def test_build_report_writes_files_and_lists_failures(tmp_path):
     fake_run(tmp_path / "runs", "a", pool_mult=4, ipc=10)
     fake_run(tmp_path / "runs", "b", pool_mult=5, ipc=10, failed=True)
     text = build_report([tmp_path / "runs"], tmp_path / "report")
-    assert "Table 4" in text and "Table 1" in text and "Table 2" not in text  # tables with no run are left out
+    assert "### Table 4" in text and "### Table 1" in text and "### Table 2" not in text   # tables with runs
+    assert "- Table 2: ImageNette and ImageIDC, ResNetAP-10: expects runs with model=resnet_ap10, eval_split=val" \
+        " (`python distill.py -m experiment=table2`)" in text                            # and those without
     assert "CUDA out of memory" in text and (tmp_path / "report" / "report.tex").is_file()
     assert (tmp_path / "report" / "table4.png").is_file()
 
@@ -174,3 +183,50 @@ def test_two_jobs_at_once_share_one_pool(tmp_path):
     a, b = (json.loads((j / "results.json").read_text()) for j in jobs)
     assert a["best_top1_mean"] == b["best_top1_mean"]
     assert (jobs[0] / "distilled" / "manifest.jsonl").read_text() == (jobs[1] / "distilled" / "manifest.jsonl").read_text()
+
+
+def full_run(root, name, sampler, ipc, best, model="convnet_tiny", ratio=None, scores=None, extra=None):
+    """A finished job folder as the pipeline writes it: config.yaml, results.json with per-sampler repeats."""
+    job = root / name
+    job.mkdir(parents=True)
+    scfg = {"_target_": "x", "ipc": ipc, "pool_mult": 4, **({"candidate_ratio": ratio} if ratio else {})}
+    (job / "config.yaml").write_text(yaml.safe_dump({"dataset": {"name": "digits"}, "sampler": scfg,
+                                                     "eval": {"lr": 0.01}, "seed": 0, "name": "x"}))
+    samplers = {}
+    for s, vals in best.items():
+        own = scfg if s == "sas" else {k: v for k, v in scfg.items() if k != "candidate_ratio"}
+        samplers[s] = {"sampler": {**own, "name": s}, "evaluation": {
+            "repeats": [{"best_top1": v, "last_top1": v - 0.01} for v in vals]}}
+        if scores and s in scores:
+            samplers[s]["ddranking"] = scores[s]
+    (job / "results.json").write_text(json.dumps({"choices": {"sampler": sampler, "model": model, "pool": "p",
+                                                              "dataset": "digits", **(extra or {})},
+                                                  "samplers": samplers}))
+
+
+def test_comparison_table_of_any_runs(tmp_path):
+    from sas.report.compare import collect_entries, comparison, render_markdown, write_csv
+    full_run(tmp_path, "a", "sas", 2, {"sas": [0.80, 0.84], "random": [0.70, 0.72]}, ratio=0.5,
+             scores={"sas": {"hlr": [0.1, 0.1], "ior": [0.10, 0.12], "ddrs": [0.5, 0.6]}})
+    full_run(tmp_path, "b", "sas", 2, {"sas": [0.90, 0.90]}, ratio=1.0)
+    full_run(tmp_path, "c", "sas", 5, {"sas": [0.60, 0.60], "random": [0.65, 0.65]}, ratio=0.5)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "failed.json").write_text("{}")
+    entries, skipped = collect_entries([tmp_path])
+    table = comparison(entries, skipped)
+    assert table["keys"] == ["sampler.ipc", "sampler.candidate_ratio"]     # what varies, sampler aside
+    text = render_markdown(table)
+    assert text.splitlines()[2] == ("| ipc | candidate_ratio | sas best | sas last | sas HLR | sas IOR | sas DDRS | "
+                                    "sas n | random best | random last | random HLR | random IOR | random DDRS | "
+                                    "random n |")
+    rows = [line for line in text.splitlines() if line.startswith("| 2 ") or line.startswith("| 5 ")]
+    assert rows == [
+        "| 2 | 0.5 | **82.0 ± 2.0** | 81.0 ± 2.0 | 10.0 ± 0.0 | 11.0 ± 1.0 | 0.550 ± 0.050 | 1 | 71.0 ± 1.0 "
+        "| 70.0 ± 1.0 |  |  |  | 1 |",
+        "| 2 | 1.0 | **90.0 ± 0.0** | 89.0 ± 0.0 |  |  |  | 1 | 71.0 ± 1.0 | 70.0 ± 1.0 |  |  |  | 1 |",
+        "| 5 | 0.5 | 60.0 ± 0.0 | 59.0 ± 0.0 |  |  |  | 1 | **65.0 ± 0.0** | 64.0 ± 0.0 |  |  |  | 1 |"]
+    assert "d: failed" in text.splitlines()[-1]
+    write_csv(table, tmp_path / "c.csv")
+    lines = (tmp_path / "c.csv").read_text().splitlines()
+    assert lines[0].startswith("sampler.ipc,sampler.candidate_ratio,sampler,n_runs,best_mean,best_std")
+    assert len(lines) == 1 + 6 and lines[1].startswith("2,0.5,sas,1,0.82")

@@ -145,6 +145,11 @@ def test_demo_preset_on_a_reduced_size(tmp_path, capsys):
     assert list((tmp_path / "cache" / "encoders").glob("domain-*.pt"))    # so was the domain encoder
     printed = capsys.readouterr().out
     assert all(n in printed for n in ("sas", "random", "kcenter", "mixed")) and str(out) in printed
+    from sas.report import build_report
+    text = build_report([out], tmp_path / "report")                 # what make demo writes after the run
+    head = next(line for line in text.splitlines() if line.startswith("| runs"))
+    assert all(f"{n} best" in head for n in ("sas", "random", "kcenter", "mixed"))
+    assert (tmp_path / "report" / "comparison.csv").read_text().count("\n") == 5
 
 
 def test_whole_pool_kcenter_needs_the_real_pool(tmp_path):

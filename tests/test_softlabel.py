@@ -64,8 +64,7 @@ def small_protocol(**kw):
     base = dict(epochs=10, evaluations=10, repeats=1, image_size=16, progress=False, accelerator="cpu",
                 eval_batch_size=600, batch_size=32, patch_factor=2,
                 teacher={"_target_": "sas.models.convnet.ConvNet", "depth": 2, "width": 16},
-                teacher_protocol={"epochs": 6, "evaluations": 1, "augment": "none", "cutmix_prob": 0.0,
-                                  "progress": False, "accelerator": "cpu", "batch_size": 128})
+                hard={"epochs": 6, "evaluations": 1, "augment": "none", "cutmix_prob": 0.0, "batch_size": 128})
     return SoftLabelProtocol(**{**base, **kw})
 
 
@@ -76,9 +75,9 @@ def test_trained_teacher_is_cached_frozen_and_evaluation_waits_for_the_last_fift
     protocol.prepare(ctx)
     teacher = protocol._teacher
     before = [p.detach().clone() for p in teacher.parameters()]
-    net, result = train_on_real(protocol.teacher, _teacher_protocol(protocol), ctx, role="teacher")
+    net, result = train_on_real(protocol.teacher, protocol.hard_protocol(), ctx)
     assert result["best_top1"] > 0.5                             # a real teacher, trained on the real digits
-    assert len(list((tmp_path / "teachers").glob("teacher-*.pt"))) == 1                  # trained once, cached
+    assert len(list((tmp_path / "teachers").glob("real-*.pt"))) == 1                     # trained once, cached
     distilled = load_digits_split("train", 16, per_class=3)
     out = evaluate(distilled, val, {"_target_": "sas.models.convnet.ConvNet", "depth": 2, "width": 8},
                    protocol, ipc=3, context=ctx)
@@ -87,7 +86,36 @@ def test_trained_teacher_is_cached_frozen_and_evaluation_waits_for_the_last_fift
     assert out["protocol"]["temperature"] == 20.0 and "_teacher" not in out["protocol"]
 
 
-def _teacher_protocol(p):
-    from sas.evaluation.protocol import Protocol
-    return Protocol(**{"image_size": p.image_size, "mean": p.mean, "std": p.std, "progress": p.progress,
-                       "accelerator": p.accelerator, **p.teacher_protocol})
+def test_ddrs_formula():
+    from sas.evaluation.ddranking import ddranking_scores, ddrs
+    e = math.e
+    assert ddrs(hlr=0.0, ior=0.0) == pytest.approx((1 - 1 / e) / (e - 1 / e))
+    assert ddrs(hlr=0.0, ior=2.0) == pytest.approx(1.0) and ddrs(hlr=2.0, ior=0.0) == pytest.approx(0.0)
+    assert ddrs(hlr=0.1, ior=0.3, weight=0.25) == pytest.approx(
+        (math.exp(0.25 * 0.3 - 0.75 * 0.1) - 1 / e) / (e - 1 / e))
+    s = ddranking_scores(0.9, [0.5, 0.7], [0.8, 0.6], [0.6, 0.6])
+    assert s["hlr"] == pytest.approx([0.4, 0.2]) and s["ior"] == pytest.approx([0.2, 0.0])
+    assert s["hlr_mean"] == pytest.approx(0.3) and s["hlr_std"] == pytest.approx(0.1)   # population std
+
+
+def test_distill_run_scores_every_sampler_with_ddranking(tmp_path, capsys):
+    import json
+
+    from sas.pipeline import run
+
+    from test_pipeline import cfg_for
+
+    small = ["eval=softlabel_fast", "eval.epochs=2", "eval.evaluations=1", "eval.repeats=2", "ddranking=true",
+             "eval.hard={epochs: 2, evaluations: 1}", "+sampler@compare.random=random",
+             "compare.random.ipc=2", "compare.random.pool_mult=2"]
+    run(cfg_for(tmp_path, *small))
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    sas, rnd = res["samplers"]["sas"]["ddranking"], res["samplers"]["random"]["ddranking"]
+    assert sas["full_hard_top1"] == rnd["full_hard_top1"]                            # one full-data run, cached
+    # two full-data runs, each cached: the teacher's architecture, and the evaluated model's for acc(real, hard)
+    assert len(list((tmp_path / "cache" / "teachers").glob("real-*.pt"))) == 2
+    assert rnd["ior"] == [0.0, 0.0]                       # the random sampler is the DD-Ranking random subset
+    assert sas["hlr"] == pytest.approx([sas["full_hard_top1"] - h for h in sas["syn_hard_top1"]])
+    assert sas["syn_protocol_top1"] == [r["best_top1"] for r in res["samplers"]["sas"]["evaluation"]["repeats"]]
+    out = capsys.readouterr().out
+    assert "HLR (%)" in out and "DDRS" in out

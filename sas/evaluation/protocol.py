@@ -123,6 +123,10 @@ class Protocol:
         import copy
         return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if not f.name.startswith("_")}
 
+    def hard_protocol(self) -> "Protocol":
+        """The hard-label protocol that goes with this one (DD-Ranking's HLR): itself."""
+        return self
+
     def batch_size_for(self, ipc: int | None, num_classes: int) -> int:
         return self.batch_size
 

@@ -19,7 +19,7 @@ LINs-lab/RDED validation/main.py and argument.py, which Minimax uses for its Ima
     eval.image_size 224), every 10 epochs in the last 20% of training and at the last epoch; best top-1.
 The teacher: any conf/model architecture or torchvision model, with weights from torchvision
 ("torchvision:<Weights enum>"), a local state-dict file, or null: trained once by the framework on the real
-train split with the hard-label protocol (teacher_protocol) and cached by its settings.
+train split with the hard-label protocol (hard_protocol(): IDC defaults + `hard`) and cached by its settings.
 """
 
 from __future__ import annotations
@@ -138,7 +138,8 @@ class SoftLabelProtocol(Protocol):
     seed: int = 42                                  # RDED argument.py
     teacher: dict = field(default_factory=lambda: {"_target_": "sas.models.resnet.resnet", "depth": 18})
     teacher_weights: str | None = None              # torchvision:<Weights enum> | a state-dict file | null: trained
-    teacher_protocol: dict = field(default_factory=dict)   # hard-label Protocol fields of a trained teacher
+    hard: dict = field(default_factory=dict)        # Protocol fields of the hard-label runs that go with this
+                                                    # protocol: a teacher trained here, DD-Ranking's HLR
     _teacher: nn.Module | None = field(default=None, init=False, repr=False, compare=False)
 
     AUGMENTS = ("rded", "none")      # rded: ShufflePatches -> RandomResizedCrop -> flip
@@ -166,6 +167,13 @@ class SoftLabelProtocol(Protocol):
         base = TrainAugment(self.image_size, scale=(1 / self.patch_factor, 1.0), flip=self.flip, brightness=0.0,
                             contrast=0.0, saturation=0.0, lighting=0.0, mean=self.mean, std=self.std)
         return PatchShuffleAugment(base, self.patch_factor)
+
+    def hard_protocol(self) -> Protocol:
+        """The hard-label IDC protocol (Protocol defaults) at this protocol's image size, normalisation,
+        devices and repeats, with the fields of `hard` on top."""
+        shared = ("image_size", "mean", "std", "progress", "accelerator", "devices", "strategy", "precision",
+                  "repeats", "tf32", "eval_batch_size")
+        return Protocol(**{k: getattr(self, k) for k in shared}, **self.hard)
 
     def prepare(self, context: EvalContext) -> None:
         if self._teacher is None:
@@ -213,16 +221,13 @@ def load_teacher(protocol: SoftLabelProtocol, context: EvalContext) -> nn.Module
             raise FileNotFoundError(f"eval.teacher_weights: no such file: {weights} (or torchvision:<Weights enum>)")
         net.load_state_dict(state)
         return net.eval()
-    return train_on_real(protocol.teacher, Protocol(**{"image_size": protocol.image_size, "mean": protocol.mean,
-                                                       "std": protocol.std, "progress": protocol.progress,
-                                                       "accelerator": protocol.accelerator,
-                                                       **protocol.teacher_protocol}),
-                         context, role="teacher")[0].eval()
+    return train_on_real(protocol.teacher, protocol.hard_protocol(), context)[0].eval()
 
 
-def train_on_real(model: dict, protocol: Protocol, context: EvalContext, role: str = "full") -> tuple[nn.Module, dict]:
+def train_on_real(model: dict, protocol: Protocol, context: EvalContext, role: str = "real") -> tuple[nn.Module, dict]:
     """A model trained with hard labels on the whole real train split, evaluated on real val; cached by model,
-    protocol and data (<cache>/teachers/<role>-<key>.pt + .json) -> (net, {"best_top1", "last_top1", ...})."""
+    protocol and data (<cache>/teachers/<role>-<key>.pt + .json) -> (net, {"best_top1", "last_top1", ...}).
+    The soft-label teacher and DD-Ranking's acc(real, hard) are both such runs: one file when they coincide."""
     from sas.cache import config_key
     from sas.evaluation.protocol import fit
     from sas.io import atomic_torch_save, atomic_write_text

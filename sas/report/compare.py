@@ -1,0 +1,217 @@
+"""A comparison table for whatever runs a folder holds: rows are the settings that vary, columns the samplers.
+
+    entries = collect_entries(["outputs/"])                  # one per (job, sampler), compare samplers included
+    table = comparison(entries)
+    print(render_markdown(table)); render_latex(table); write_csv(table, "report/comparison.csv")
+
+Rows: every setting that differs between the entries other than the sampler itself (dataset, pool, model,
+eval, encoder, IPC, pool_mult, any swept key such as sampler.candidate_ratio). A sampler that has no such
+key (random has no candidate_ratio) appears in every row that matches on the others. Columns: one per sampler
+choice, each cell the mean +- population std of best and last top-1 over all repeats of its runs, the number
+of runs (n), and DD-Ranking's HLR / IOR / DDRS when the runs computed them (ddranking=true). Bold: the
+row's best mean best top-1. Only finished runs count; the table lists how many were skipped and why.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+__all__ = ["Entry", "collect_entries", "comparison", "render_markdown", "render_latex", "write_csv"]
+
+_LAUNCH = {"name", "paths", "compare", "hydra", "logger", "progress", "overwrite", "job_name", "stop_after",
+           "sampler"}
+_SAMPLER_NOISE = {"_target_", "name", "choice"}
+_GROUPS = ("dataset", "pool", "encoder", "model", "eval")
+WILDCARD = "*"
+
+
+@dataclass
+class Entry:
+    path: str
+    sampler: str                     # the column: the sampler's config choice (sas, random, mixed_005, ...)
+    settings: dict                   # flat key -> value (group choices, sampler.<key>, other run-level keys)
+    best: list = field(default_factory=list)       # best top-1 per repeat (fractions)
+    last: list = field(default_factory=list)
+    scores: dict | None = None       # DD-Ranking per-repeat lists (hlr, ior, ddrs)
+
+
+def _flat(d, prefix: str = "") -> dict:
+    out = {}
+    for k, v in (d or {}).items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = json.dumps(v) if isinstance(v, list) else v
+    return out
+
+
+def collect_entries(roots) -> tuple[list[Entry], list[str]]:
+    """(entries of every finished job under the roots, one line per job left out and why)."""
+    entries, skipped = [], []
+    for root in roots:
+        for res_file in sorted(Path(root).rglob("results.json")):
+            job = res_file.parent
+            if "wandb" in job.parts or job.parent.name == "compare" or "ddranking" in job.parts:
+                continue
+            try:
+                res = json.loads(res_file.read_text())
+                cfg = yaml.safe_load((job / "config.yaml").read_text()) or {}
+                choices = res.get("choices") or {}
+                samplers = res["samplers"]
+            except (OSError, ValueError, KeyError, yaml.YAMLError) as err:
+                skipped.append(f"{job}: unreadable ({str(err).splitlines()[0][:100]})")
+                continue
+            base = {g: choices.get(g) or (cfg.get(g) or {}).get("name") for g in _GROUPS}
+            base.update({k: v for k, v in _flat({k: v for k, v in cfg.items() if k not in _LAUNCH and k not in
+                                                 _GROUPS}).items()})
+            for name, rec in samplers.items():
+                sampler_cfg = {k: v for k, v in (rec.get("sampler") or {}).items() if k not in _SAMPLER_NOISE}
+                settings = {**base, **{f"sampler.{k}": v for k, v in _flat(sampler_cfg).items()}}
+                ev = rec.get("evaluation") or {}
+                reps = ev.get("repeats") or []
+                scores = rec.get("ddranking")
+                entries.append(Entry(str(job), name, settings, [r["best_top1"] for r in reps],
+                                     [r["last_top1"] for r in reps],
+                                     {k: scores[k] for k in ("hlr", "ior", "ddrs")} if scores else None))
+        for failed in sorted(Path(root).rglob("failed.json")):
+            skipped.append(f"{failed.parent}: failed")
+    return entries, skipped
+
+
+def _row_keys(entries: list[Entry]) -> list[str]:
+    """Settings that vary: a sampler's own keys only when they vary among that sampler's entries."""
+    keys = set()
+    every = sorted({k for e in entries for k in e.settings})
+    for k in every:
+        if k.startswith("sampler.") and k not in ("sampler.ipc", "sampler.pool_mult"):
+            for s in {e.sampler for e in entries}:
+                vals = {json.dumps(e.settings.get(k), default=str) for e in entries if e.sampler == s}
+                if len(vals) > 1:
+                    keys.add(k)
+        elif len({json.dumps(e.settings.get(k), default=str) for e in entries}) > 1:
+            keys.add(k)
+    order = [*_GROUPS, "sampler.ipc", "sampler.pool_mult"]
+    return [k for k in order if k in keys] + sorted(keys - set(order))
+
+
+def _stats(values: list[float]) -> tuple[float, float] | None:
+    if not values:
+        return None
+    m = sum(values) / len(values)
+    return m, math.sqrt(sum((v - m) ** 2 for v in values) / len(values))
+
+
+def comparison(entries: list[Entry], skipped: list[str] | None = None) -> dict:
+    """{"keys", "rows": [row values], "samplers", "cells": {(row, sampler): stats}, "skipped"}."""
+    keys = _row_keys(entries)
+
+    def value(e, k):
+        v = e.settings.get(k, WILDCARD if k.startswith("sampler.") else None)
+        return json.dumps(v, default=str) if isinstance(v, (list, dict)) else v
+
+    rows = sorted({tuple(value(e, k) for k in keys) for e in entries}, key=lambda r: [str(x) for x in r])
+    concrete = [r for r in rows if WILDCARD not in r] or rows
+    samplers = list(dict.fromkeys(e.sampler for e in entries))
+    cells = {}
+    for row in concrete:
+        for s in samplers:
+            mine = [e for e in entries if e.sampler == s and all(
+                value(e, k) in (v, WILDCARD) for k, v in zip(keys, row))]
+            if not mine:
+                continue
+            cell = {"n": len({e.path for e in mine}), "best": _stats([x for e in mine for x in e.best]),
+                    "last": _stats([x for e in mine for x in e.last])}
+            scored = [e for e in mine if e.scores]
+            for k in ("hlr", "ior", "ddrs"):
+                cell[k] = _stats([x for e in scored for x in e.scores[k]]) if scored else None
+            cells[(row, s)] = cell
+    return {"keys": keys, "rows": concrete, "samplers": samplers, "cells": cells, "skipped": skipped or [],
+            "ddranking": any(e.scores for e in entries)}
+
+
+def _pct(st, pm: str) -> str:
+    return "" if st is None else f"{100 * st[0]:.1f} {pm} {100 * st[1]:.1f}"
+
+
+def _cell(table: dict, row, s, pm: str, bold: tuple[str, str]) -> list[str]:
+    c = table["cells"].get((row, s))
+    width = 6 if table["ddranking"] else 3
+    if c is None:
+        return ["—"] * width
+    best = max((table["cells"][(row, t)]["best"][0] for t in table["samplers"]
+                if (row, t) in table["cells"] and table["cells"][(row, t)]["best"]), default=None)
+    text = _pct(c["best"], pm)
+    if c["best"] and round(c["best"][0], 4) == round(best, 4) and len(table["samplers"]) > 1:
+        text = f"{bold[0]}{text}{bold[1]}"
+    out = [text, _pct(c["last"], pm), str(c["n"])]
+    if table["ddranking"]:
+        out[2:2] = [_pct(c["hlr"], pm), _pct(c["ior"], pm),
+                    "" if c["ddrs"] is None else f"{c['ddrs'][0]:.3f} {pm} {c['ddrs'][1]:.3f}"]
+    return out
+
+
+def _header(table: dict) -> tuple[list[str], list[str]]:
+    metrics = ["best", "last", "HLR", "IOR", "DDRS", "n"] if table["ddranking"] else ["best", "last", "n"]
+    keys = [k.removeprefix("sampler.") for k in table["keys"]] or ["runs"]
+    return keys, [f"{s} {m}" for s in table["samplers"] for m in metrics]
+
+
+def _row_label(table: dict, row) -> list[str]:
+    return [str(v) for v in row] if table["keys"] else ["all"]
+
+
+def render_markdown(table: dict) -> str:
+    keys, cols = _header(table)
+    lines = ["### Comparison of every run found", "", "| " + " | ".join(keys + cols) + " |",
+             "|" + "---|" * (len(keys) + len(cols))]
+    for row in table["rows"]:
+        cells = [x for s in table["samplers"] for x in _cell(table, row, s, "±", ("**", "**"))]
+        lines.append("| " + " | ".join(_row_label(table, row) + cells) + " |")
+    lines += ["", "Top-1 (%) on the real evaluation split, mean ± std over all repeats of the cell's runs (n runs); "
+              "bold: the row's best."
+              + (" DD-Ranking: HLR = hard-label recovery (%, real data's hard-label top-1 minus the set's; lower "
+                 "is better), IOR = improvement over a random subset of the same pool under the same protocol (%, "
+                 "higher is better), DDRS = their combined score in [0, 1] (w = 0.5)." if table["ddranking"] else "")]
+    if table["skipped"]:
+        lines += ["", "Left out: " + "; ".join(table["skipped"][:20])]
+    return "\n".join(lines) + "\n"
+
+
+def render_latex(table: dict) -> str:
+    keys, cols = _header(table)
+    esc = lambda s: str(s).replace("_", r"\_").replace("%", r"\%")  # noqa: E731
+    lines = [r"\begin{table}[t]", r"\centering", r"\caption{Comparison of every run found (top-1, \%)}",
+             r"\begin{tabular}{" + "l" * len(keys) + "c" * len(cols) + "}", r"\toprule",
+             " & ".join(map(esc, keys + cols)) + r" \\", r"\midrule"]
+    for row in table["rows"]:
+        cells = [x for s in table["samplers"] for x in _cell(table, row, s, r"$\pm$", (r"\textbf{", "}"))]
+        lines.append(" & ".join(esc(c) if "$" not in c and "textbf" not in c else c
+                                for c in _row_label(table, row) + cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(table: dict, path) -> None:
+    """Long format, one line per (row, sampler): the row's settings, then n and every statistic (fractions)."""
+    import csv
+    import io
+
+    from sas.io import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    stats = ["best", "last", "hlr", "ior", "ddrs"]
+    w.writerow([*table["keys"], "sampler", "n_runs", *[f"{s}_{m}" for s in stats for m in ("mean", "std")]])
+    for row in table["rows"]:
+        for s in table["samplers"]:
+            c = table["cells"].get((row, s))
+            if c is None:
+                continue
+            vals = [x for k in stats for x in (c.get(k) or ("", ""))]
+            w.writerow([*row, s, c["n"], *vals])
+    atomic_write_text(Path(path), buf.getvalue())
