@@ -44,7 +44,7 @@ from torch import Tensor
 
 from sas._inputs import (Prepared, SelectionInputError, check_int, check_lam, check_ratio,
                          prepare)
-from sas.scores import (ImageScores, _relevance_separation, _scores, _static_diversity,
+from sas.scores import (ImageScores, prepared_relevance_separation, _scores, prepared_static_diversity,
                         angular_blocks, class_blocks, class_order)
 
 __all__ = [
@@ -129,7 +129,7 @@ def _random_keys(n: int, seed: int, device) -> Tensor:
     return torch.randperm(n, generator=gen).to(device)
 
 
-def _class_stats(x: Tensor, labels: Tensor, counts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def class_stats(x: Tensor, labels: Tensor, counts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Per-class population mean, std and whether all values are equal -> three (C,)."""
     C = counts.numel()
     n = counts.to(x.dtype)
@@ -170,7 +170,11 @@ class Selection:
 
 @dataclass
 class Sampler:
-    """Base of every sampler: the fields each sampler config has.
+    """Base of every sampler: the fields each sampler config has. A new selection rule is a subclass with
+    its own fields (dataclass), a `name`, `uses_text` / `uses_separation` when it needs prototypes, and one
+    method, `choose(p)`, built from the hooks below; plus a YAML file whose _target_ is the class
+    (README "Writing a selection rule"; experiments/samplers/coverage.py is a worked example). Every sampler
+    here is written exactly that way.
 
     ipc:       images per class to select
     pool_mult: pool size per class as a multiple of ipc (read by the pipeline
@@ -198,26 +202,45 @@ class Sampler:
             raise SelectionInputError(f"sampler '{self.name}' needs text_features (one prototype per class)")
         p = prepare(image_features, labels, text_features, num_classes=num_classes, ipc=self.ipc,
                     need_separation=self.uses_separation)
-        selected, candidate = self._choose(p)
+        selected, candidate = self.choose(p)
         scores = _scores(p) if record and p.t is not None and p.num_classes >= 2 else None
         return Selection(torch.nonzero(selected).flatten(), selected, candidate, scores)
 
     __call__ = select
 
-    def _choose(self, p: Prepared) -> tuple[Tensor, Tensor]:
-        """-> (selected (N,) bool, candidate (N,) bool)."""
+    # -------------------------------------------------------------- the extension API (a new rule writes choose)
+    def choose(self, p: Prepared) -> tuple[Tensor, Tensor]:
+        """The rule: -> (selected (N,) bool with exactly ipc per class, candidate (N,) bool: the stage-1 set,
+        everyone() for one-stage rules). p: the checked inputs, p.n images, p.labels (N,), p.counts (C,),
+        p.num_classes, p.unit(idx) unit-norm features of pool rows idx, p.t (C, d) unit prototypes or None,
+        p.tol the tie tolerance of the dtype; prepared_relevance_separation(p) / prepared_static_diversity(p)
+        (sas.scores) give the paper's per-image scores."""
         raise NotImplementedError
 
-    def _everyone(self, p: Prepared) -> Tensor:
+    def everyone(self, p: Prepared) -> Tensor:
+        """(N,) all True: the candidate set of a one-stage rule."""
         return torch.ones(p.n, dtype=torch.bool, device=p.device)
 
-    def _two_stage(self, p: Prepared, score: Tensor, candidate_ratio: float) -> tuple[Tensor, Tensor]:
+    def top(self, p: Prepared, score: Tensor) -> Tensor:
+        """(N,) bool: the ipc highest-scoring images of each class (ties to the lower index)."""
+        return _leading(class_order(score, p.labels), p.counts, torch.full_like(p.counts, self.ipc))
+
+    def two_stage(self, p: Prepared, score: Tensor, candidate_ratio: float) -> tuple[Tensor, Tensor]:
+        """SAS's two stages on any score: the top candidate_ratio of each class by score, then the diversity
+        walk -> (selected, candidate)."""
         order = class_order(score, p.labels)
         take = candidate_counts(p.counts, self.ipc, candidate_ratio)
         return _walk(p, order, take, self.ipc), _leading(order, p.counts, take)
 
-    def _top(self, p: Prepared, score: Tensor) -> Tensor:
-        return _leading(class_order(score, p.labels), p.counts, torch.full_like(p.counts, self.ipc))
+    def walk(self, p: Prepared, order: Tensor, take: Tensor) -> Tensor:
+        """The diversity walk over the first take[c] images of each class in `order` (a class-grouped
+        permutation, e.g. class_order(score, p.labels)) -> selected (N,) bool."""
+        return _walk(p, order, take, self.ipc)
+
+    @staticmethod
+    def random_keys(p: Prepared, seed: int) -> Tensor:
+        """(N,) seeded uniform keys on the pool's device: a random order that needs no score."""
+        return _random_keys(p.n, seed, p.device)
 
     def config(self) -> dict:
         """The sampler's settings, for logs and manifests."""
@@ -237,9 +260,9 @@ class SAS(Sampler):
         super().__post_init__()
         self.candidate_ratio = check_ratio(self.candidate_ratio)
 
-    def _choose(self, p):
-        rel, sep = _relevance_separation(p)
-        return self._two_stage(p, rel + sep, self.candidate_ratio)
+    def choose(self, p):
+        rel, sep = prepared_relevance_separation(p)
+        return self.two_stage(p, rel + sep, self.candidate_ratio)
 
 
 @dataclass
@@ -255,14 +278,14 @@ class MixedScore(Sampler):
         super().__post_init__()
         self.lam = check_lam(self.lam)
 
-    def _choose(self, p):
-        rel, sep = _relevance_separation(p)
+    def choose(self, p):
+        rel, sep = prepared_relevance_separation(p)
         margin = rel + sep                                                  # (N,)
-        div = _static_diversity(p)                                          # (N,)
-        d_mean, d_std, d_flat = _class_stats(div, p.labels, p.counts)       # (C,) each
-        _, m_std, _ = _class_stats(margin, p.labels, p.counts)
+        div = prepared_static_diversity(p)                                          # (N,)
+        d_mean, d_std, d_flat = class_stats(div, p.labels, p.counts)       # (C,) each
+        _, m_std, _ = class_stats(margin, p.labels, p.counts)
         z = torch.where(d_flat[p.labels], 0.0, (div - d_mean[p.labels]) / d_std[p.labels])
-        return self._top(p, margin + self.lam * z * m_std[p.labels]), self._everyone(p)
+        return self.top(p, margin + self.lam * z * m_std[p.labels]), self.everyone(p)
 
 
 @dataclass
@@ -271,7 +294,7 @@ class KCenter(Sampler):
 
     name: ClassVar[str] = "kcenter"
 
-    def _choose(self, p):
+    def choose(self, p):
         selected = torch.zeros(p.n, dtype=torch.bool, device=p.device)
         order = torch.sort(p.labels, stable=True).indices
         for _, idx in class_blocks(order, p.counts, p.counts, p.dim):
@@ -290,7 +313,7 @@ class KCenter(Sampler):
                 nearest = torch.minimum(nearest, sqdist(f[rows, nxt]))
                 nxt = _first_best(nearest.masked_fill(chosen, -torch.inf), p.tol, lowest=False)  # farthest
             selected[idx[chosen]] = True
-        return selected, self._everyone(p)
+        return selected, self.everyone(p)
 
 
 @dataclass
@@ -299,7 +322,7 @@ class Herding(Sampler):
 
     name: ClassVar[str] = "herding"
 
-    def _choose(self, p):
+    def choose(self, p):
         selected = torch.zeros(p.n, dtype=torch.bool, device=p.device)
         order = torch.sort(p.labels, stable=True).indices
         for _, idx in class_blocks(order, p.counts, p.counts, p.dim):
@@ -316,7 +339,7 @@ class Herding(Sampler):
                 chosen[rows, nxt] = True
                 total += f[rows, nxt]
             selected[idx[chosen]] = True
-        return selected, self._everyone(p)
+        return selected, self.everyone(p)
 
 
 @dataclass
@@ -326,9 +349,8 @@ class Random(Sampler):
     seed: int = 0
     name: ClassVar[str] = "random"
 
-    def _choose(self, p):
-        keys = _random_keys(p.n, self.seed, p.device)
-        return self._top(p, keys), self._everyone(p)
+    def choose(self, p):
+        return self.top(p, self.random_keys(p, self.seed)), self.everyone(p)
 
 
 @dataclass
@@ -357,18 +379,17 @@ class Ablation(Sampler):
     def uses_separation(self) -> bool:  # type: ignore[override]
         return self.use_sep
 
-    def _choose(self, p):
+    def choose(self, p):
         if self.uses_text:
-            rel, sep = _relevance_separation(p, need_separation=self.use_sep)
+            rel, sep = prepared_relevance_separation(p, need_separation=self.use_sep)
             score = (rel if self.use_rel else 0) + (sep if self.use_sep else 0)
             if self.use_div:
-                return self._two_stage(p, score, self.candidate_ratio)
-            return self._top(p, score), self._everyone(p)
-        keys = _random_keys(p.n, self.seed, p.device)
+                return self.two_stage(p, score, self.candidate_ratio)
+            return self.top(p, score), self.everyone(p)
+        keys = self.random_keys(p, self.seed)
         if self.use_div:
-            order = class_order(keys, p.labels)
-            return _walk(p, order, p.counts, self.ipc), self._everyone(p)
-        return self._top(p, keys), self._everyone(p)
+            return self.walk(p, class_order(keys, p.labels), p.counts), self.everyone(p)
+        return self.top(p, keys), self.everyone(p)
 
 
 SAMPLERS: dict[str, type[Sampler]] = {

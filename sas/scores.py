@@ -30,7 +30,7 @@ from sas._inputs import Prepared, prepare
 
 __all__ = [
     "EPS", "ImageScores", "angular_distance", "pairwise_angular", "angular_blocks", "relevance", "separation",
-    "margin", "static_diversity", "compute_scores",
+    "margin", "static_diversity", "compute_scores", "prepared_relevance_separation", "prepared_static_diversity",
 ]
 
 EPS = 1e-6
@@ -74,7 +74,7 @@ def pairwise_angular(v: Tensor) -> Tensor:
     return _gram_to_angles_(torch.bmm(v, v.mT))
 
 
-def _relevance_separation(p: Prepared, need_separation: bool = True) -> tuple[Tensor, Tensor | None]:
+def prepared_relevance_separation(p: Prepared, need_separation: bool = True) -> tuple[Tensor, Tensor | None]:
     """(N,) relevance and (N,) separation, over row chunks: no (N, C) matrix in full.
 
     The chunk buffers are allocated once and reused: on the CPU fresh large
@@ -145,7 +145,7 @@ def angular_blocks(p: Prepared, order: Tensor, sizes: Tensor) -> Iterator[tuple[
         yield idx, _gram_to_angles_(torch.bmm(f, f.mT, out=d_buf[:B]))
 
 
-def _static_diversity(p: Prepared) -> Tensor:
+def prepared_static_diversity(p: Prepared) -> Tensor:
     """Eq. 7 over each class's whole pool -> (N,); a class of one image scores 0."""
     out = torch.zeros(p.n, dtype=p.dtype, device=p.device)
     for idx, dist in angular_blocks(p, torch.sort(p.labels, stable=True).indices, p.counts):
@@ -170,29 +170,29 @@ class ImageScores:
 
 
 def _scores(p: Prepared) -> ImageScores:
-    rel, sep = _relevance_separation(p)
-    return ImageScores(rel, sep, rel + sep, _static_diversity(p))
+    rel, sep = prepared_relevance_separation(p)
+    return ImageScores(rel, sep, rel + sep, prepared_static_diversity(p))
 
 
 def relevance(image_features, labels, text_features) -> Tensor:
     """Eq. 5: -d(v_i, t_{y_i}) -> (N,)."""
-    return _relevance_separation(prepare(image_features, labels, text_features), need_separation=False)[0]
+    return prepared_relevance_separation(prepare(image_features, labels, text_features), need_separation=False)[0]
 
 
 def separation(image_features, labels, text_features) -> Tensor:
     """Eq. 6: min over the other classes c of d(v_i, t_c) -> (N,)."""
-    return _relevance_separation(prepare(image_features, labels, text_features, need_separation=True))[1]
+    return prepared_relevance_separation(prepare(image_features, labels, text_features, need_separation=True))[1]
 
 
 def margin(image_features, labels, text_features) -> Tensor:
     """Eq. 8: relevance + separation -> (N,)."""
-    rel, sep = _relevance_separation(prepare(image_features, labels, text_features, need_separation=True))
+    rel, sep = prepared_relevance_separation(prepare(image_features, labels, text_features, need_separation=True))
     return rel + sep
 
 
 def static_diversity(image_features, labels, num_classes: int | None = None) -> Tensor:
     """Eq. 7: mean angular distance to the other pool images of the same class -> (N,)."""
-    return _static_diversity(prepare(image_features, labels, num_classes=num_classes))
+    return prepared_static_diversity(prepare(image_features, labels, num_classes=num_classes))
 
 
 def compute_scores(image_features, labels, text_features) -> ImageScores:
