@@ -39,6 +39,8 @@ class DistillConfig:
     holdout_per_class: int = 50
     compare: Dict[str, Any] = field(default_factory=dict)   # more samplers on the same pool (experiment=demo)
     job_name: Optional[str] = None            # W&B run name (default: the output folder's name)
+    pictures: bool = True                     # score histograms, embedding map, selected grid (PNG + W&B)
+    map_method: str = "auto"                  # embedding map: auto (t-SNE up to 250 images, else PCA) | tsne | pca
     ddranking: bool = False                   # also DD-Ranking's HLR / IOR / DDRS for every sampler
     ddranking_weight: float = 0.5             # w of DDRS's a = w IOR - (1 - w) HLR
     stop_after: Optional[str] = None          # pool | encode: only fill the shared cache (shard jobs, torchrun
@@ -78,6 +80,8 @@ class Plan:
     ddranking: bool = False
     ddranking_weight: float = 0.5
     seed: int = 0                                    # the run seed (the DD-Ranking random subset's)
+    pictures: bool = True
+    map_method: str = "auto"
 
     @property
     def main(self) -> str:
@@ -136,6 +140,8 @@ def build_plan(cfg, sampler_name: str | None = None) -> Plan:
         Stripe(shard, num_shards)
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    if cfg.get("map_method", "auto") not in ("auto", "tsne", "pca"):
+        raise ConfigError(f"map_method must be auto, tsne or pca, got {cfg.map_method!r}")
     if stop_after not in (None, "pool", "encode"):
         raise ConfigError(f"stop_after must be pool, encode or null, got {stop_after!r}")
     from sas.shards import rank_world
@@ -148,4 +154,5 @@ def build_plan(cfg, sampler_name: str | None = None) -> Plan:
                 OmegaConf.to_container(cfg.eval, resolve=True), str(cfg.paths.cache_dir),
                 int(cfg.pool.get("seed", 0)), bool(cfg.get("progress", True)), shard, num_shards, stop_after,
                 OmegaConf.to_container(cfg.dataset, resolve=True), bool(cfg.get("ddranking", False)),
-                float(cfg.get("ddranking_weight", 0.5)), int(cfg.get("seed", 0)))
+                float(cfg.get("ddranking_weight", 0.5)), int(cfg.get("seed", 0)), bool(cfg.get("pictures", True)),
+                str(cfg.get("map_method", "auto")))

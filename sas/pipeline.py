@@ -270,7 +270,8 @@ class RealSplits:
 
 
 def _select_and_write(plan, name: str, sampler, pool, sel_dir: Path):
-    """One sampler on the encoded pool: select, write the distilled set -> (record, indices, files, labels)."""
+    """One sampler on the encoded pool: select, write the distilled set -> (record, indices, files, labels,
+    features) of the pool part it chose from."""
     import torch
 
     files, labels, feats, protos, rank = pool
@@ -281,15 +282,19 @@ def _select_and_write(plan, name: str, sampler, pool, sel_dir: Path):
     rec = {k: v.tolist() for k, v in sel.record().items()}                # per image, as lists
     idx = sel.indices.tolist()
     _write_selection(sel_dir, name, rec, idx, sub_files, sub_labels, plan.data.table)
-    return rec, idx, sub_files, sub_labels
+    return rec, idx, sub_files, sub_labels, feats[mine]
 
 
 def _select_write_evaluate(plan, name: str, sampler, pool, sel_dir: Path, context, tracker, run_dir: Path) -> dict:
     """One sampler on the encoded pool: select, write the distilled set, log it, evaluate it (and score it
     with DD-Ranking when asked)."""
     table = plan.data.table
-    rec, idx, sub_files, sub_labels = _select_and_write(plan, name, sampler, pool, sel_dir)
+    rec, idx, sub_files, sub_labels, sub_feats = _select_and_write(plan, name, sampler, pool, sel_dir)
     tracker.log_selection(name, rec, idx, sub_files, sub_labels, table)
+    if plan.pictures:                                      # score histograms, embedding map, selected grid
+        from sas.report.pictures import selection_pictures
+        tracker.log_pictures(name, selection_pictures(sel_dir / "figures", rec, idx, sub_files, sub_labels,
+                                                      sub_feats.numpy(), table, plan.map_method))
     result = _evaluate_stage(plan, sel_dir, table, context, tracker)
     out = {"sampler": {**sampler.config(), "choice": name}, "distilled": str(sel_dir / "distilled"),
            "evaluation": result}

@@ -137,6 +137,13 @@ class Tracker:
         rows = [[i, table.names[labels[i]], files[i], *(rec[k][i] for k in rec)] for i in range(len(files))]
         self.run.log({f"{name}/selected": images, f"{name}/manifest": wandb.Table(columns=columns, data=rows)})
 
+    def log_pictures(self, name: str, paths: dict) -> None:
+        """The selection's PNGs (sas.report.pictures) as W&B images under <sampler>/figures/<kind>."""
+        if self.run is None or not paths:
+            return
+        import wandb
+        self.run.log({f"{name}/figures/{k}": wandb.Image(str(p)) for k, p in paths.items()})
+
     def log_results(self, name: str, result: dict, scores: dict | None = None) -> None:
         if self.run is None:
             return

@@ -32,7 +32,7 @@ def pool_dirs(tmp_path):
 
 
 def test_smoke_end_to_end(tmp_path, capsys):
-    best = run(cfg_for(tmp_path), choices={"sampler": "sas"})
+    best = run(cfg_for(tmp_path, "pictures=true"), choices={"sampler": "sas"})
     out = tmp_path / "run"
     res = json.loads((out / "results.json").read_text())
     assert res["best_top1_mean"] == best and 0 <= best <= 1 and res["ipc"] == 2 and res["pool_mult"] == 2
@@ -50,6 +50,10 @@ def test_smoke_end_to_end(tmp_path, capsys):
     assert logged["config"]["name"] == "smoke" and "lr_gamma" not in logged["config"]
     assert any("repeat0/val/top1" in h for h in logged["history"])
     assert len(list(wb.glob("files/media/images/sas/*.png"))) == 20  # the grid of the selected images
+    # the pictures: PNGs in the run folder, and the same images in the W&B run
+    figures = {p.name for p in (out / "figures").glob("*.png")}
+    assert figures == {"score_histograms.png", "embedding_map.png", "selected_grid.png"}
+    assert {p.name.split("_")[0] for p in wb.glob("files/media/images/sas/figures/*.png")} == {"scores", "map", "grid"}
     assert "sas" in capsys.readouterr().out
 
 

@@ -1,0 +1,120 @@
+"""The pictures every distill run writes (PNG in <selection>/figures/, and to W&B): what the scores looked like
+over the pool, where the selection sits in embedding space, and the selected images.
+
+    paths = selection_pictures(sel_dir / "figures", rec, idx, files, labels, feats, table)
+    # {"scores": score_histograms.png, "map": embedding_map.png, "grid": selected_grid.png}
+
+  score_histograms  margin / relevance / separation, one panel each: per class (the first `max_classes`)
+                    a step histogram over the pool, the selected images' values marked below it (rug ticks
+                    in the class's colour); samplers without prototypes have no scores and skip it
+  embedding_map     the pool's embeddings in 2-D, coloured by class, the selection outlined: t-SNE up to
+                    `tsne_max` images, PCA above (t-SNE's cost grows with N; PCA is one SVD)
+  selected_grid     the selected images, one row per class (the first `max_classes`, `max_per_class` each)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = ["selection_pictures", "score_histograms", "embedding_map", "selected_grid", "TSNE_MAX"]
+
+TSNE_MAX = 250           # pools above this many images are mapped with PCA (t-SNE: seconds per 100 images)
+TSNE_ITERATIONS = 500
+MAX_CLASSES = 10         # classes shown in histograms and grids (all of them in the map)
+MAX_PER_CLASS = 10
+
+
+def _save(fig, out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def score_histograms(out, rec: dict, labels, chosen, names, max_classes: int = MAX_CLASSES) -> Path | None:
+    keys = [k for k in ("margin", "relevance", "separation") if k in rec]
+    if not keys:
+        return None
+    labels, chosen = np.asarray(labels), np.asarray(chosen, dtype=bool)
+    classes = list(range(min(max_classes, len(names))))
+    cmap = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.0), squeeze=False)
+    for j, k in enumerate(keys):
+        ax, v = axes[0][j], np.asarray(rec[k], dtype=float)
+        bins = np.histogram_bin_edges(v[np.isin(labels, classes)], bins=24)
+        for i, c in enumerate(classes):
+            mine = labels == c
+            counts, _ = np.histogram(v[mine], bins=bins)
+            ax.stairs(counts, bins, color=cmap(i % 10), label=str(names[c])[:16])
+            ax.plot(v[mine & chosen], np.full((mine & chosen).sum(), -0.6 - 0.35 * i), "|", color=cmap(i % 10),
+                    markersize=5)
+        ax.set_title(k, fontsize=9)
+        ax.tick_params(labelsize=7)
+    axes[0][-1].legend(fontsize=6, loc="upper right")
+    fig.suptitle("Pool scores per class (histograms), selected images below (ticks)", fontsize=9)
+    return _save(fig, Path(out))
+
+
+def embedding_map(out, feats, labels, chosen, method: str = "auto", seed: int = 0) -> Path:
+    x = np.asarray(feats, dtype=np.float32)
+    labels, chosen = np.asarray(labels), np.asarray(chosen, dtype=bool)
+    method = ("tsne" if len(x) <= TSNE_MAX else "pca") if method == "auto" else method
+    if method == "tsne" and len(x) > 3:
+        from sklearn.manifold import TSNE
+        xy = TSNE(n_components=2, perplexity=min(30.0, max(2.0, (len(x) - 1) / 3)), init="pca",
+                  random_state=seed, max_iter=TSNE_ITERATIONS).fit_transform(x)
+    else:                                                        # PCA: the top two right singular vectors
+        centred = x - x.mean(0)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        xy = centred @ vt[:2].T if vt.shape[0] >= 2 else np.c_[centred[:, :1], np.zeros(len(x))]
+        method = "pca"
+    fig, ax = plt.subplots(figsize=(6, 5))
+    cmap = plt.get_cmap("tab10" if labels.max(initial=0) < 10 else "hsv")
+    colour = cmap((labels % 10) / 9 if labels.max(initial=0) < 10 else labels / max(1, labels.max()))
+    ax.scatter(xy[~chosen, 0], xy[~chosen, 1], s=6, c=colour[~chosen], alpha=0.35)
+    ax.scatter(xy[chosen, 0], xy[chosen, 1], s=30, c=colour[chosen], edgecolors="black", linewidths=0.8)
+    ax.set_title(f"{method.upper()} of the pool ({len(x)} images); selection outlined ({chosen.sum()})", fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return _save(fig, Path(out))
+
+
+def selected_grid(out, files, labels, idx, names, max_classes: int = MAX_CLASSES,
+                  max_per_class: int = MAX_PER_CLASS) -> Path:
+    from sas.data.images import open_rgb
+
+    by_class: dict[int, list[int]] = {}
+    for i in idx:
+        by_class.setdefault(int(labels[i]), []).append(i)
+    classes = sorted(by_class)[:max_classes]
+    ncols = max(1, min(max_per_class, max(len(v) for v in by_class.values())))
+    fig, axes = plt.subplots(len(classes), ncols, figsize=(1.1 * ncols, 1.2 * len(classes)), squeeze=False)
+    for r, c in enumerate(classes):
+        for j in range(ncols):
+            ax = axes[r][j]
+            ax.axis("off")
+            if j < len(by_class[c]):
+                ax.imshow(np.asarray(open_rgb(files[by_class[c][j]])))
+        axes[r][0].set_title(str(names[c])[:18], fontsize=7, loc="left")
+    return _save(fig, Path(out))
+
+
+def selection_pictures(folder, rec: dict, idx, files, labels, feats, table, map_method: str = "auto") -> dict:
+    """All three for one selection -> {name: path} (scores only when the sampler computed them)."""
+    folder = Path(folder)
+    chosen = np.zeros(len(files), dtype=bool)
+    chosen[list(idx)] = True
+    names = list(table.names)
+    out = {"map": embedding_map(folder / "embedding_map.png", feats, labels, chosen, map_method),
+           "grid": selected_grid(folder / "selected_grid.png", files, labels, idx, names)}
+    hist = score_histograms(folder / "score_histograms.png", rec, labels, chosen, names)
+    if hist is not None:
+        out["scores"] = hist
+    return out
