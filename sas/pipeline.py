@@ -140,6 +140,7 @@ def _evaluate_stage(plan, sel_dir: Path, table, context, tracker, protocol=None)
     distilled = read_distilled(sel_dir / "distilled", table, protocol.image_size)
     model = plan.model
     settings = plan.eval_config if protocol is plan.protocol else protocol.config()
+    settings = {k: v for k, v in settings.items() if k != "progress"}       # a bar changes no result
     key = config_key({"model": model, "protocol": settings,
                       "manifest": (sel_dir / "distilled" / "manifest.jsonl").read_text()})
     progress = sel_dir / REPEATS
@@ -349,6 +350,7 @@ def _run_stages(cfg, plan, folder: RunFolder, choices: dict, t_start: float) -> 
         if _needs_real_train(plan.encoder):                                   # before the first expensive stage
             splits.train()
         files, labels = _pool_stage(plan)
+        tracker.link_generator(plan.pool)                                     # the train.py run, when there is one
         feats, protos, emb_file = _encode_stage(plan, files, plan.data.table, splits.train)
         pool = (files, labels, feats, protos, _class_ranks(labels))
         results = {name: _select_write_evaluate(plan, name, sampler, pool,

@@ -137,6 +137,20 @@ class Tracker:
         rows = [[i, table.names[labels[i]], files[i], *(rec[k][i] for k in rec)] for i in range(len(files))]
         self.run.log({f"{name}/selected": images, f"{name}/manifest": wandb.Table(columns=columns, data=rows)})
 
+    def link_generator(self, pool) -> None:
+        """Record the train.py W&B run of the generator the pool was drawn with (its folder's wandb_run.json)
+        in this run's config, as generator_run."""
+        if self.run is None:
+            return
+        import json
+        from pathlib import Path
+
+        from sas.generators.training import RUN_RECORD
+        model = getattr(getattr(pool, "source", pool), "model", None)
+        record = Path(str(model)) / RUN_RECORD if model else None
+        if record is not None and record.is_file():
+            self.run.config.update({"generator_run": json.loads(record.read_text())}, allow_val_change=True)
+
     def log_pictures(self, name: str, paths: dict) -> None:
         """The selection's PNGs (sas.report.pictures) as W&B images under <sampler>/figures/<kind>."""
         if self.run is None or not paths:

@@ -139,3 +139,12 @@ def test_distilled_errors(tmp_path):
         read_distilled(out, TABLE, 8)
     with pytest.raises(DataError, match="distilled source image missing"):
         write_distilled(tmp_path / "d2", [tmp_path / "nope.png"], [0], TABLE)
+
+
+def test_missing_data_folder_says_how_to_provide_it(tmp_path):
+    with pytest.raises(DataError, match=r"data folder not found: .*imagenet/train\. .*paths\.data_dir=.*SAS_DATA_DIR"
+                                        r".*dataset\.layout=fastai dataset\.download=true .*imagewoof2"):
+        RealData(name="imagewoof", root=str(tmp_path / "imagenet")).check()
+    with pytest.raises(DataError) as err:
+        RealData(name="custom", root=str(tmp_path), layout="folder", classes=["a", "b"]).check()
+    assert "paths.data_dir=" in str(err.value) and "fastai" not in str(err.value)   # no release for this one

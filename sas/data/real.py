@@ -102,9 +102,22 @@ class RealData:
         if self.layout in ("imagenet", "folder", "fastai"):
             from sas.data.images import list_class_files
             for split in SPLITS:
-                list_class_files(self._split_dir(split, fetch=False), self.table, self.follow_symlinks)
+                where = self._split_dir(split, fetch=False)
+                if not where.is_dir():
+                    raise DataError(f"data folder not found: {where}. {self.how_to_provide()}")
+                list_class_files(where, self.table, self.follow_symlinks)
         elif self.layout == "cifar10" and not self.download and not (Path(self.root) / "cifar-10-batches-py").is_dir():
             raise DataError(f"CIFAR-10 not found under {self.root} (cifar-10-batches-py); set dataset.download=true")
+
+    def how_to_provide(self) -> str:
+        """What to do about missing real data, for error messages."""
+        hint = (f"Point the job at the folder holding it: paths.data_dir=/path/to/data (or the SAS_DATA_DIR "
+                f"environment variable; the dataset reads {self.root}), or dataset.root=/path directly.")
+        if self.name in FASTAI_RELEASES:
+            hint += (f" Without the ImageNet train/val folders, dataset.layout=fastai dataset.download=true fetches "
+                     f"the fastai {FASTAI_RELEASES[self.name][0]} release (other splits: figures differ from the "
+                     f"paper's).")
+        return hint
 
     def _split_dir(self, split: str, fetch: bool = True) -> Path:
         root = Path(self.root)

@@ -143,6 +143,28 @@ class Protocol:
                           eval_from_epoch=int(self.eval_from * epochs))
 
 
+def EpochBar(desc: str, epochs: int):
+    """One tqdm bar per training run: epochs done of all, epochs/s, ETA, the last top-1 (gone when done)."""
+    import pytorch_lightning as pl
+    from tqdm.auto import tqdm
+
+    class _Bar(pl.Callback):
+        def on_train_start(self, trainer, pl_module):
+            self.bar = tqdm(total=epochs, desc=desc, unit="epoch", leave=False, dynamic_ncols=True,
+                            disable=not trainer.is_global_zero)
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            curve = getattr(pl_module, "curve", None)
+            if curve:
+                self.bar.set_postfix(top1=f"{100 * curve[-1][1]:.1f}", refresh=False)
+            self.bar.update(1)
+
+        def on_train_end(self, trainer, pl_module):
+            self.bar.close()
+
+    return _Bar()
+
+
 @dataclass
 class EvalContext:
     """What a protocol may read besides the distilled set: the real splits (loaded on first call) and the
@@ -197,7 +219,8 @@ def fit(train, val, model: dict, protocol: Protocol, epochs: int, seed: int, log
         accelerator=protocol.accelerator, devices=protocol.devices, strategy=protocol.strategy,
         precision=protocol.precision, logger=logger if logger is not None else False,
         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
-        enable_progress_bar=protocol.progress, log_every_n_steps=1 << 30, deterministic=False,
+        enable_progress_bar=False, callbacks=[EpochBar(f"train {metric_prefix.rstrip('/') or 'model'}", epochs)]
+        if protocol.progress else [], log_every_n_steps=1 << 30, deterministic=False,
         benchmark=protocol.cudnn_benchmark)
     trainer.fit(module, dm)
     if not module.curve:         # ddp_spawn trained copies in other processes: the curve comes back as metrics

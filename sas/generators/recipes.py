@@ -22,6 +22,8 @@ import torch
 
 __all__ = ["MinimaxRecipe", "DDPMRecipe"]
 
+SAMPLE_CLASSES = 10      # classes in train.py's W&B sample grids (the first ones of the dataset)
+
 
 def _ema(decay, from_start: bool, inv_gamma=None, power: float = 0.75) -> list:
     if decay is None:
@@ -58,7 +60,11 @@ class MinimaxRecipe:
     difffit_blocks: int = 14
     class_dropout_prob: float = 0.1
     minimax: bool = True
+    sample_every_n_steps: int | None = 1000   # a W&B grid of samples per class every N steps (null: none)
+    sample_per_class: int = 4
+    sample_steps: int = 25                    # DiT sampling steps of the grid (respaced; guidance 4)
     _vae: object = field(default=None, init=False, repr=False)
+    _shown_ids: list = field(default_factory=list, init=False, repr=False)
 
     def _model_ids(self, table, n_model: int) -> list[int]:
         if self.class_ids == "imagenet":
@@ -81,6 +87,7 @@ class MinimaxRecipe:
         transformer = load_transformer(self.pretrained, self.checkpoint, self.transformer_config, self.init_seed)
         self._vae = load_vae(self.vae, self.vae_config, init_seed=self.init_seed)
         model_ids = self._model_ids(data.table, transformer.config.num_embeds_ada_norm)
+        self._shown_ids = model_ids[:SAMPLE_CLASSES]                  # the classes of the sample grids
         # the real training set, encoded once (cached by dataset, image size and VAE)
         key = config_key({"data": data_key, "vae": self.vae, "vae_config": self.vae_config,
                           "per_class": self.per_class, "image_size": self.image_size})
@@ -97,7 +104,16 @@ class MinimaxRecipe:
         return module, dm
 
     def callbacks(self) -> list:
-        return _ema(self.ema_decay, from_start=True)            # from the pretrained weights, as Minimax
+        return _ema(self.ema_decay, from_start=True) + self._samples()   # EMA from the pretrained weights, as Minimax
+
+    def _samples(self) -> list:
+        if not self.sample_every_n_steps:
+            return []
+        from sas.generators.samples import SampleGrid
+        from sas.pools.dit import DiTSource
+
+        make = lambda m: DiTSource.from_parts(m.transformer, self._vae, self.sample_steps)   # noqa: E731
+        return [SampleGrid(make, self._shown_ids, self.sample_every_n_steps, self.sample_per_class)]
 
     def export(self, module, out) -> None:
         """transformer/ (DiffFit scales folded in) and vae/ (the sampling VAE) in diffusers layout."""
@@ -132,11 +148,16 @@ class DDPMRecipe:
     ema_decay: float | None = 0.9999
     ema_inv_gamma: float | None = 1.0
     ema_power: float = 0.75
+    sample_every_n_steps: int | None = 1000   # a W&B grid of samples per class every N steps (null: none)
+    sample_per_class: int = 4
+    sample_steps: int = 100                   # DDPM sampling steps of the grid
+    _classes: int = field(default=0, init=False, repr=False)
 
     def build(self, data, cache_dir=None, seed: int = 0, progress: bool = True, data_key: dict | None = None):
         from sas.generators.ddpm import DDPMModule, ImageDataModule
 
         unet_config = {**dict(self.unet), "num_class_embeds": len(data.table)}
+        self._classes = len(data.table)
         images = data.load("train", per_class=self.per_class)
         if images.images.shape[-1] != unet_config["sample_size"]:
             raise ValueError(f"generator.unet.sample_size={unet_config['sample_size']} but the dataset images are "
@@ -148,7 +169,15 @@ class DDPMRecipe:
         return module, ImageDataModule(images.images, images.labels, self.batch_size)
 
     def callbacks(self) -> list:
-        return _ema(self.ema_decay, from_start=False, inv_gamma=self.ema_inv_gamma, power=self.ema_power)
+        ema = _ema(self.ema_decay, from_start=False, inv_gamma=self.ema_inv_gamma, power=self.ema_power)
+        if not self.sample_every_n_steps:
+            return ema
+        from sas.generators.samples import SampleGrid
+        from sas.pools.ddpm import DDPMSource
+
+        make = lambda m: DDPMSource.from_parts(m.unet, m.scheduler, self.sample_steps)   # noqa: E731
+        return ema + [SampleGrid(make, list(range(self._classes))[:SAMPLE_CLASSES], self.sample_every_n_steps,
+                                 self.sample_per_class)]
 
     def export(self, module, out) -> None:
         module.save_pipeline(out)                                # unet/ + scheduler/

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["train_generator", "build_trainer", "DONE"]
 
+RUN_RECORD = "wandb_run.json"      # the W&B run that trained the weights in this folder
 DONE = "DONE"
 
 
@@ -74,7 +75,10 @@ def train_generator(cfg) -> Path:
     trainer = build_trainer(cfg, recipe.callbacks())
     trainer.fit(module, datamodule, ckpt_path="last")      # last.ckpt or on_exception.ckpt, the newer
     if trainer.logger and trainer.is_global_zero:
-        trainer.logger.experiment.finish()                     # the W&B curves are written out
+        run = trainer.logger.experiment                        # the distill runs that use these weights link to it
+        atomic_write_text(out / RUN_RECORD, json.dumps({"id": run.id, "project": run.project, "name": run.name,
+                                                        "url": getattr(run, "url", None)}))
+        run.finish()                                           # the W&B curves are written out
     if trainer.is_global_zero:
         recipe.export(module, out)
         atomic_write_text(out / "train_config.json", json.dumps(_plain(cfg), indent=1))

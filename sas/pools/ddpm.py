@@ -42,6 +42,14 @@ class DDPMSource(GeneratedPool):
             raise FileNotFoundError(f"ddpm pool.model has no unet/ folder: {self.model} (train one with train.py,"
                                     " or give a diffusers hub id)")
 
+    @classmethod
+    def from_parts(cls, unet, scheduler, num_inference_steps: int) -> "DDPMSource":
+        """A source over weights in memory (a model being trained: train.py's sample grids)."""
+        src = cls(num_inference_steps=num_inference_steps)
+        p = next(unet.parameters())
+        src._loaded = (unet, scheduler, p.device, p.dtype)
+        return src
+
     def key_config(self) -> dict:
         dev, dt = resolve_device_dtype(self.device, self.dtype)
         weights = ({"model": weights_id(self.model)} if self.model else

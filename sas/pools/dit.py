@@ -105,6 +105,16 @@ class DiTSource(GeneratedPool):
                                     "python train.py generator=minimax dataset=<name>)")
         # all three may stay None when the pipeline trains the weights first (pool.train); _load checks again
 
+    @classmethod
+    def from_parts(cls, transformer, vae, num_inference_steps: int, guidance_scale: float = 4.0) -> "DiTSource":
+        """A source over weights in memory (a DiT being fine-tuned: train.py's sample grids); labels are the
+        model's own class ids."""
+        src = cls(model=None, vae=None, class_ids="label", num_inference_steps=num_inference_steps,
+                  guidance_scale=guidance_scale)
+        p = next(transformer.parameters())
+        src._loaded = (transformer, transformer, vae.to(p.device).eval(), p.device, torch.float32)
+        return src
+
     # ------------------------------------------------------------------ weights
     def key_config(self) -> dict:
         dev, dt = resolve_device_dtype(self.device, self.dtype)
