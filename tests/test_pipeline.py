@@ -138,7 +138,8 @@ def test_multirun_samplers_share_the_pool(tmp_path):
 def test_demo_preset_on_a_reduced_size(tmp_path, capsys):
     best = run(cfg_for(tmp_path, "pool.train.generator.epochs=1", "pool.source.num_inference_steps=5",
                        "sampler.ipc=2", "sampler.pool_mult=2", "encoder.epochs=1", "eval.epochs=2",
-                       "eval.evaluations=1", "eval.repeats=1", "progress=false", experiment="demo"),
+                       "eval.evaluations=1", "eval.repeats=1", "progress=false", "map_method=pca",
+                       experiment="demo"),
                choices={"sampler": "sas"})
     out = tmp_path / "run"
     res = json.loads((out / "results.json").read_text())

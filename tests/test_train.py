@@ -22,7 +22,8 @@ def train_cfg(tmp_path, *overrides):
 def test_ddpm_fit_lowers_its_loss(tmp_path):
     from sas.data.real import load_digits_split
     from sas.generators.ddpm import DDPMModule
-    cfg = train_cfg(tmp_path, "generator=ddpm_tiny", "generator.epochs=4", "generator.sample_every_n_steps=40")
+    cfg = train_cfg(tmp_path, "generator=ddpm_tiny", "generator.epochs=4", "generator.sample_every_n_steps=40",
+                    "generator.sample_per_class=1")
     from omegaconf import OmegaConf
     unet = {**OmegaConf.to_container(cfg.generator.unet, resolve=True), "num_class_embeds": 10}
     torch.manual_seed(0)
