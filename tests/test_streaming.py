@@ -86,3 +86,17 @@ def test_ddp_evaluation_sums_top1_over_ranks_on_a_streamed_val_split(digits_fold
         pred = net.eval()(normalize(to_unit_float(images), protocol.mean, protocol.std)).argmax(1)
     assert module.curve[-1][1] == pytest.approx((pred == val.labels).float().mean().item())
     assert module.curve[-1][1] > 0.2                              # learnt something: not a constant guess
+
+
+def test_domain_encoder_trains_on_a_streamed_split(digits_folder, tmp_path):
+    from sas.encoders.domain import DomainEncoder
+
+    split = real(digits_folder, resident_max_gb=0.0, workers=0).split("train")
+    enc = DomainEncoder(model={"_target_": "sas.models.convnet.ConvNet", "depth": 2, "width": 8}, image_size=16,
+                        epochs=2, batch_size=32).fit(split, tmp_path)
+    images = torch.cat([x for x, _ in split.batches(64)])
+    feats = enc.encode_tensors(images)                         # (120, 8 x 4 x 4): the flattened last feature map
+    again = DomainEncoder(model=enc.model, image_size=16, epochs=2, batch_size=32).fit(split, tmp_path)
+    assert feats.shape == (120, 128) and torch.isfinite(feats).all()
+    torch.testing.assert_close(again.encode_tensors(images), feats)              # the cached weights, reused
+    assert len(list((tmp_path / "encoders").glob("domain-*.pt"))) == 1
