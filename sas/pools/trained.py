@@ -25,7 +25,7 @@ class TrainedPool:
     seed: int
     paths_cfg: object       # DictConfig: paths (cache_dir, data_dir)
 
-    def weights(self) -> str:
+    def weights(self, progress: bool = True) -> str:
         """The trained generator's folder (trained now unless the cache holds it)."""
         from omegaconf import OmegaConf
 
@@ -39,9 +39,10 @@ class TrainedPool:
         key = config_key(OmegaConf.to_container(what, resolve=True))
         out = Path(self.paths_cfg.cache_dir) / "generators" / f"{t.generator.kind}-{key}"
         tcfg = OmegaConf.merge(what, {"callbacks": t.callbacks, "train_logger": t.get("train_logger"),
-                                      "paths": self.paths_cfg, "tf32": True, "output_dir": str(out)})
+                                      "paths": self.paths_cfg, "tf32": True, "output_dir": str(out),
+                                      "progress": progress})
         return str(train_generator(tcfg))
 
     def paths(self, n_per_class, ctx) -> tuple[list[str], list[int]]:
-        self.source.model = self.weights()
+        self.source.model = self.weights(ctx.progress)
         return self.source.paths(n_per_class, ctx)
