@@ -24,6 +24,7 @@ from torch import Tensor
 from sas.data.classes import ClassTable
 
 __all__ = ["ImageSet", "DataError", "IMAGE_EXTENSIONS", "load_class_folders", "load_image", "list_class_files",
+           "first_per_class", "decode_items",
            "to_rgb", "open_rgb"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".JPEG", ".JPG", ".PNG", ".bmp", ".webp")
@@ -193,6 +194,11 @@ def load_class_folders(root, table: ClassTable, image_size: int, source: str | N
                        per_class: int | None = None, follow_symlinks: bool = False) -> ImageSet:
     """Read root/<class folder>/* for every class of the table (first per_class files of each, if set)."""
     items = first_per_class(list_class_files(Path(root), table, follow_symlinks), per_class)
+    return decode_items(items, table, image_size, source or f"class folders: {root}")
+
+
+def decode_items(items: list[tuple[str, int]], table: ClassTable, image_size: int, source: str) -> ImageSet:
+    """(path, label) items, decoded in order -> ImageSet."""
     paths = [p for p, _ in items]
     labels = torch.tensor([y for _, y in items], dtype=torch.int64)
-    return ImageSet(decode_all(paths, image_size), labels, table, source or f"class folders: {root}", paths)
+    return ImageSet(decode_all(paths, image_size), labels, table, source, paths)

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from sas.data.classes import ClassTable, get_class_table
-from sas.data.images import DataError, ImageSet, load_class_folders
+from sas.data.images import DataError, ImageSet, decode_items, first_per_class, list_class_files
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,6 @@ class RealData:
     def check(self) -> None:
         """Cheap checks of the roots and class folders (no decoding), to run before expensive work."""
         if self.layout in ("imagenet", "folder", "fastai"):
-            from sas.data.images import list_class_files
             for split in SPLITS:
                 where = self._split_dir(split, fetch=False)
                 if not where.is_dir():
@@ -138,29 +137,31 @@ class RealData:
         resident_max_gb, else streamed from its files by DataLoader workers (sas.data.stream.StreamedSet)."""
         if self.layout in ("digits", "cifar10"):                  # array datasets: in memory anyway
             return self.load(split, per_class)
-        from sas.data.images import first_per_class, list_class_files
         from sas.data.stream import StreamedSet, resident_gb
 
-        if split not in SPLITS:
-            raise DataError(f"split must be one of {SPLITS}, got '{split}'")
-        where = self._split_dir(split)
-        items = first_per_class(list_class_files(where, self.table, self.follow_symlinks), per_class)
+        items, source = self._listed(split, per_class)
         if resident_gb(len(items), self.image_size) <= self.resident_max_gb:
-            return self.load(split, per_class)
+            return decode_items(items, self.table, self.image_size, source)
         log.info("streaming %s %s: %d images (%.1f GB decoded > dataset.resident_max_gb=%s)", self.name, split,
                  len(items), resident_gb(len(items), self.image_size), self.resident_max_gb)
         return StreamedSet([p for p, _ in items], torch.tensor([y for _, y in items], dtype=torch.int64),
-                           self.table, f"{self.layout} layout, {split} split, streamed: {where}", self.image_size,
-                           self.workers)
+                           self.table, source, self.image_size, self.workers)
 
     def load(self, split: str, per_class: int | None = None) -> ImageSet:
-        """One split; per_class keeps the first images of each class (folder layouts and digits)."""
+        """One split, decoded; per_class keeps the first images of each class (folder layouts and digits)."""
         if split not in SPLITS:
             raise DataError(f"split must be one of {SPLITS}, got '{split}'")
         if self.layout == "digits":
             return load_digits_split(split, self.image_size, seed=self.seed, per_class=per_class)
         if self.layout == "cifar10":
             return self._cifar10(split)
+        items, source = self._listed(split, per_class)
+        return decode_items(items, self.table, self.image_size, source)
+
+    def _listed(self, split: str, per_class: int | None) -> tuple[list[tuple[str, int]], str]:
+        """The (path, label) items of a file split (first per_class of each class) and what they are."""
+        if split not in SPLITS:
+            raise DataError(f"split must be one of {SPLITS}, got '{split}'")
         where = self._split_dir(split)
         source = {
             "imagenet": f"ImageNet layout ({self.name} classes): {where}",
@@ -170,7 +171,7 @@ class RealData:
         }[self.layout]
         if self.layout == "fastai":
             log.warning("reading the %s", source)
-        return load_class_folders(where, self.table, self.image_size, source, per_class, self.follow_symlinks)
+        return first_per_class(list_class_files(where, self.table, self.follow_symlinks), per_class), source
 
     def _cifar10(self, split: str) -> ImageSet:
         from torchvision.datasets import CIFAR10
