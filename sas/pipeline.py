@@ -278,12 +278,13 @@ def _select_and_write(plan, name: str, sampler, pool, sel_dir: Path):
     files, labels, feats, protos, rank = pool
     n = math.inf if sampler.pool_mult is None else sampler.pool_mult * sampler.ipc
     mine = [i for i in range(len(files)) if rank[i] < n]                   # the first n of each class
-    sel = sampler(feats[mine], torch.tensor([labels[i] for i in mine]), protos)
+    sub_feats = feats[mine]                                                 # (n_pool, d)
+    sel = sampler(sub_feats, torch.tensor([labels[i] for i in mine]), protos)
     sub_files, sub_labels = [files[i] for i in mine], [labels[i] for i in mine]
     rec = {k: v.tolist() for k, v in sel.record().items()}                # per image, as lists
     idx = sel.indices.tolist()
     _write_selection(sel_dir, name, rec, idx, sub_files, sub_labels, plan.data.table)
-    return rec, idx, sub_files, sub_labels, feats[mine]
+    return rec, idx, sub_files, sub_labels, sub_feats
 
 
 def _select_write_evaluate(plan, name: str, sampler, pool, sel_dir: Path, context, tracker, run_dir: Path) -> dict:

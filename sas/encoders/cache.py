@@ -99,15 +99,20 @@ def _refresh(cached: dict, files: list[str]) -> tuple[dict, list[str], bool]:
 
 def _encode_locked(encoder, files, key, path: Path, progress: bool) -> torch.Tensor:
     cached, todo, changed = _refresh(_load_cache(path), files)
+    if todo:
+        cached = _appended(cached, key, todo, encoder.encode_files(todo, progress=progress),
+                           [_stamp(f) for f in todo], [file_digest(f) for f in todo])
     if todo or changed:
-        digests, stamps = [file_digest(f) for f in todo], [_stamp(f) for f in todo]
-        new = encoder.encode_files(todo, progress=progress) if todo else None          # (len(todo), d)
-        feats = new if cached["features"] is None else (cached["features"] if new is None else
-                                                         torch.cat([cached["features"], new]))
-        cached = {"files": cached["files"] + todo, "features": feats, "key": key,
-                  "stamps": [list(x) for x in cached["stamps"]] + stamps, "digests": list(cached["digests"]) + digests}
         atomic_torch_save(cached, path)
     return _rows(cached, files)
+
+
+def _appended(cached: dict, key: dict, files: list[str], feats: torch.Tensor, stamps: list, digests: list) -> dict:
+    """The cache with rows for new files added at its end (feats: (len(files), d))."""
+    return {"files": cached["files"] + files, "key": key,
+            "features": feats if cached["features"] is None else torch.cat([cached["features"], feats]),
+            "stamps": [list(x) for x in cached["stamps"]] + [list(x) for x in stamps],
+            "digests": list(cached["digests"]) + list(digests)}
 
 
 def _rows(cached: dict, files: list[str]) -> torch.Tensor:
@@ -145,11 +150,8 @@ def _encode_striped(encoder, files, key, path: Path, progress: bool, stripe: Str
                 got = torch.load(p, weights_only=True)
                 rows.update({f: (got["features"][j], got["stamps"][j], got["digests"][j])
                              for j, f in enumerate(got["files"])})
-            new = torch.stack([rows[f][0] for f in todo_now])                                  # (len(todo), d)
-            feats = new if cached["features"] is None else torch.cat([cached["features"], new])
-            cached = {"files": cached["files"] + todo_now, "features": feats, "key": key,
-                      "stamps": [list(x) for x in cached["stamps"]] + [list(rows[f][1]) for f in todo_now],
-                      "digests": list(cached["digests"]) + [rows[f][2] for f in todo_now]}
+            cached = _appended(cached, key, todo_now, torch.stack([rows[f][0] for f in todo_now]),   # (n, d)
+                               [rows[f][1] for f in todo_now], [rows[f][2] for f in todo_now])
             atomic_torch_save(cached, path)
             for p in parts:
                 p.unlink(missing_ok=True)
