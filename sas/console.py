@@ -15,7 +15,7 @@ import logging
 import os
 import warnings
 
-__all__ = ["quiet"]
+__all__ = ["quiet", "training_bar"]
 
 _NOISE = (
     ".*treespec.*",                                             # a deprecation inside Lightning's own code
@@ -40,3 +40,42 @@ def quiet() -> None:
     logging.getLogger("sas").setLevel(logging.INFO)
     for pattern in _NOISE:
         warnings.filterwarnings("ignore", message=pattern)
+
+
+def training_bar(desc: str, unit: str = "epoch"):
+    """A Lightning callback showing one tqdm bar for a whole fit: epochs (or optimizer steps) done of all, the
+    rate, the ETA and, when the module keeps a curve, its last top-1; gone when done. Used where Lightning's
+    own bar (a line per epoch off a terminal) is switched off: evaluation runs and generators trained in a run."""
+    import pytorch_lightning as pl
+    from tqdm.auto import tqdm
+
+    if unit not in ("epoch", "step"):
+        raise ValueError(f"training_bar unit must be epoch or step, got '{unit}'")
+
+    class _Bar(pl.Callback):
+        def on_train_start(self, trainer, pl_module):
+            total = trainer.max_epochs if unit == "epoch" else int(trainer.estimated_stepping_batches)
+            self.done = trainer.current_epoch if unit == "epoch" else trainer.global_step
+            self.bar = tqdm(total=total, initial=self.done, desc=desc, unit=unit, leave=False, dynamic_ncols=True,
+                            disable=not trainer.is_global_zero)
+
+        def _advance(self, pl_module, now: int) -> None:
+            curve = getattr(pl_module, "curve", None)
+            if curve:
+                self.bar.set_postfix(top1=f"{100 * curve[-1][1]:.1f}", refresh=False)
+            if now > self.done:
+                self.bar.update(now - self.done)
+                self.done = now
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if unit == "step":
+                self._advance(pl_module, trainer.global_step)
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            if unit == "epoch":
+                self._advance(pl_module, trainer.current_epoch + 1)
+
+        def on_train_end(self, trainer, pl_module):
+            self.bar.close()
+
+    return _Bar()

@@ -67,7 +67,7 @@ class Protocol:
     compile: bool = False                           # torch.compile the model
     tf32: bool = True                               # TF32 matmuls / convolutions in float32 on CUDA
     cudnn_benchmark: bool = True                    # IDC's train.py sets cudnn.benchmark (fixed shapes)
-    progress: bool = True                           # Lightning's progress bar
+    progress: bool = True                           # one bar per training run (sas.console.training_bar)
 
     AUGMENTS = ("idc", "dsa", "none")
 
@@ -143,28 +143,6 @@ class Protocol:
                           eval_from_epoch=int(self.eval_from * epochs))
 
 
-def EpochBar(desc: str, epochs: int):
-    """One tqdm bar per training run: epochs done of all, epochs/s, ETA, the last top-1 (gone when done)."""
-    import pytorch_lightning as pl
-    from tqdm.auto import tqdm
-
-    class _Bar(pl.Callback):
-        def on_train_start(self, trainer, pl_module):
-            self.bar = tqdm(total=epochs, desc=desc, unit="epoch", leave=False, dynamic_ncols=True,
-                            disable=not trainer.is_global_zero)
-
-        def on_train_epoch_end(self, trainer, pl_module):
-            curve = getattr(pl_module, "curve", None)
-            if curve:
-                self.bar.set_postfix(top1=f"{100 * curve[-1][1]:.1f}", refresh=False)
-            self.bar.update(1)
-
-        def on_train_end(self, trainer, pl_module):
-            self.bar.close()
-
-    return _Bar()
-
-
 @dataclass
 class EvalContext:
     """What a protocol may read besides the distilled set: the real splits (loaded on first call) and the
@@ -203,6 +181,7 @@ def fit(train, val, model: dict, protocol: Protocol, epochs: int, seed: int, log
     import pytorch_lightning as pl
     import torch
 
+    from sas.console import training_bar
     from sas.devices import set_tf32
     from sas.evaluation.datamodule import ResidentDataModule
     from sas.models import build_model
@@ -219,7 +198,7 @@ def fit(train, val, model: dict, protocol: Protocol, epochs: int, seed: int, log
         accelerator=protocol.accelerator, devices=protocol.devices, strategy=protocol.strategy,
         precision=protocol.precision, logger=logger if logger is not None else False,
         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
-        enable_progress_bar=False, callbacks=[EpochBar(f"train {metric_prefix.rstrip('/') or 'model'}", epochs)]
+        enable_progress_bar=False, callbacks=[training_bar(f"train {metric_prefix.rstrip('/') or 'model'}")]
         if protocol.progress else [], log_every_n_steps=1 << 30, deterministic=False,
         benchmark=protocol.cudnn_benchmark)
     trainer.fit(module, dm)
@@ -228,7 +207,8 @@ def fit(train, val, model: dict, protocol: Protocol, epochs: int, seed: int, log
                               if k.startswith("curve/"))
     if not module.curve or module.curve[-1][0] != epochs:  # make sure the last epoch is evaluated
         trainer.validate(module, dm, verbose=False)
-        module.curve = module.curve or [(epochs, float(trainer.callback_metrics[f"curve/{epochs}"]))]
+        if not module.curve or module.curve[-1][0] != epochs:   # ddp_spawn again: the point came back as a metric
+            module.curve.append((epochs, float(trainer.callback_metrics[f"curve/{epochs}"])))
     return net, module
 
 

@@ -35,28 +35,6 @@ def _plain(x):
     return OmegaConf.to_container(x, resolve=True) if OmegaConf.is_config(x) else x
 
 
-def StepBar(desc: str):
-    """One tqdm bar over a training's optimizer steps (rate, ETA, the last loss); gone when done."""
-    import pytorch_lightning as pl
-    from tqdm.auto import tqdm
-
-    class _Bar(pl.Callback):
-        def on_train_start(self, trainer, pl_module):
-            self.bar = tqdm(total=int(trainer.estimated_stepping_batches), initial=trainer.global_step, desc=desc,
-                            unit="step", leave=False, dynamic_ncols=True, disable=not trainer.is_global_zero)
-            self.seen = trainer.global_step
-
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            if trainer.global_step > self.seen:
-                self.bar.update(trainer.global_step - self.seen)
-                self.seen = trainer.global_step
-
-        def on_train_end(self, trainer, pl_module):
-            self.bar.close()
-
-    return _Bar()
-
-
 def build_trainer(cfg, extra_callbacks: list):
     """The Trainer of conf/trainer, with conf/callbacks (checkpoints), the recipe's callbacks (EMA) and the
     logger of conf/train_logger (plus a learning-rate monitor when logging)."""
@@ -68,7 +46,8 @@ def build_trainer(cfg, extra_callbacks: list):
     if logger:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     if not cfg.trainer.get("enable_progress_bar", True) and cfg.get("progress", True):
-        callbacks.append(StepBar(f"train {cfg.generator.kind}"))     # one quiet bar instead of Lightning's
+        from sas.console import training_bar
+        callbacks.append(training_bar(f"train {cfg.generator.kind}", unit="step"))   # one bar instead of Lightning's
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
     if logger:
         logger.log_hyperparams(_plain(cfg))
