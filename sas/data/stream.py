@@ -64,8 +64,10 @@ class StreamedSet:
     def per_class(self) -> list[int]:
         return torch.bincount(self.labels, minlength=self.num_classes).tolist()
 
-    def loader(self, batch_size: int, pin_memory: bool = False) -> DataLoader:
-        return DataLoader(_Files(self.files, self.labels, self.image_size), batch_size=batch_size, shuffle=False,
+    def loader(self, batch_size: int, pin_memory: bool = False, shuffle: bool = False, seed: int = 0) -> DataLoader:
+        """In file order, or shuffled by a generator seeded with `seed` (training)."""
+        return DataLoader(_Files(self.files, self.labels, self.image_size), batch_size=batch_size, shuffle=shuffle,
+                          generator=torch.Generator().manual_seed(seed) if shuffle else None,
                           num_workers=self.workers, pin_memory=pin_memory,
                           persistent_workers=False, prefetch_factor=4 if self.workers else None)
 

@@ -47,11 +47,7 @@ class ResidentDataModule(pl.LightningDataModule):
     def _loader(self, split, batch_size: int, shuffle: bool) -> DataLoader:
         pin = pin_on_cuda(self.trainer)
         if _streamed(split):                                           # (uint8 images, labels) from workers
-            loader = split.loader(batch_size, pin_memory=pin)
-            if shuffle:
-                loader = DataLoader(loader.dataset, batch_size=batch_size, shuffle=True, num_workers=split.workers,
-                                    pin_memory=pin, generator=torch.Generator().manual_seed(self.seed))
-            return loader
+            return split.loader(batch_size, pin_memory=pin, shuffle=shuffle, seed=self.seed)
         return DataLoader(torch.arange(len(split)), batch_size=batch_size, shuffle=shuffle, pin_memory=pin)
 
     def train_dataloader(self):
