@@ -134,13 +134,13 @@ def _evaluate_stage(plan, sel_dir: Path, table, context, tracker, protocol=None)
     """Evaluate the distilled set under a protocol (the run's by default); finished repeats are read back."""
     from sas.cache import config_key
     from sas.data.distilled import read_distilled
-    from sas.evaluation.protocol import evaluate
+    from sas.evaluation.protocol import NO_RESULT_FIELDS, evaluate
 
     protocol = protocol or plan.protocol
     distilled = read_distilled(sel_dir / "distilled", table, protocol.image_size)
     model = plan.model
     settings = plan.eval_config if protocol is plan.protocol else protocol.config()
-    settings = {k: v for k, v in settings.items() if k != "progress"}       # a bar changes no result
+    settings = {k: v for k, v in settings.items() if k not in NO_RESULT_FIELDS}   # a bar changes no result
     key = config_key({"model": model, "protocol": settings,
                       "manifest": (sel_dir / "distilled" / "manifest.jsonl").read_text()})
     progress = sel_dir / REPEATS
@@ -320,7 +320,7 @@ def _ddranking_stage(plan, sampler, pool, sel_dir: Path, context, tracker, resul
     _select_and_write(plan, "random", Random(ipc=sampler.ipc, pool_mult=sampler.pool_mult, seed=plan.seed),
                       pool, rand_dir)
     rand = _evaluate_stage(plan, rand_dir, table, context, tracker)
-    _, full = train_on_real(plan.model, hard, context, role="real")
+    _, full = train_on_real(plan.model, hard, context)
     best = lambda r: [x["best_top1"] for x in r["repeats"]]                  # noqa: E731
     return {**ddranking_scores(full["best_top1"], best(syn_hard), best(result), best(rand), plan.ddranking_weight),
             "random_distilled": str(rand_dir / "distilled")}

@@ -24,6 +24,8 @@ from sas.data.images import ImageSet
 
 __all__ = ["Protocol", "EvalContext", "evaluate", "summarize", "run_repeat", "fit"]
 
+NO_RESULT_FIELDS = ("progress",)     # protocol fields that change how a run looks, not what it computes
+
 # A distilled set has a handful of batches per epoch; metrics are logged per evaluation, not per step.
 warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
 
@@ -122,6 +124,10 @@ class Protocol:
         """The settings (JSON-ready), without loaded state such as a teacher network."""
         import copy
         return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if not f.name.startswith("_")}
+
+    def settings(self) -> dict:
+        """config() without the fields that change no result (NO_RESULT_FIELDS): what cache keys hold."""
+        return {k: v for k, v in self.config().items() if k not in NO_RESULT_FIELDS}
 
     def hard_protocol(self) -> "Protocol":
         """The hard-label protocol that goes with this one (DD-Ranking's HLR): itself."""

@@ -224,9 +224,9 @@ def load_teacher(protocol: SoftLabelProtocol, context: EvalContext) -> nn.Module
     return train_on_real(protocol.teacher, protocol.hard_protocol(), context)[0].eval()
 
 
-def train_on_real(model: dict, protocol: Protocol, context: EvalContext, role: str = "real") -> tuple[nn.Module, dict]:
+def train_on_real(model: dict, protocol: Protocol, context: EvalContext) -> tuple[nn.Module, dict]:
     """A model trained with hard labels on the whole real train split, evaluated on real val; cached by model,
-    protocol and data (<cache>/teachers/<role>-<key>.pt + .json) -> (net, {"best_top1", "last_top1", ...}).
+    protocol and data (<cache>/teachers/real-<key>.pt + .json) -> (net, {"best_top1", "last_top1", ...}).
     The soft-label teacher and DD-Ranking's acc(real, hard) are both such runs: one file when they coincide."""
     from sas.cache import config_key
     from sas.evaluation.protocol import fit
@@ -234,14 +234,15 @@ def train_on_real(model: dict, protocol: Protocol, context: EvalContext, role: s
     from sas.models import build_model
 
     if context.real_train is None or context.cache_dir is None:
-        raise ValueError(f"training the {role} model on real data needs the real train split and a cache folder")
-    what = {"model": model, "protocol": protocol.config(), "data": context.data_key}
-    path = Path(context.cache_dir) / "teachers" / f"{role}-{config_key(json.loads(json.dumps(what, default=str)))}.pt"
-    real_train, real_val = context.real_train(), context.real_val()
-    if path.is_file() and path.with_suffix(".json").is_file():
-        net = build_model(model, num_classes=real_train.num_classes, image_size=protocol.image_size)
+        raise ValueError("training a model on the real data needs the real train split and a cache folder")
+    what = {"model": model, "protocol": protocol.settings(), "data": context.data_key}
+    path = Path(context.cache_dir) / "teachers" / f"real-{config_key(json.loads(json.dumps(what, default=str)))}.pt"
+    real_val = context.real_val()
+    if path.is_file() and path.with_suffix(".json").is_file():        # cached: the train split is not read
+        net = build_model(model, num_classes=real_val.num_classes, image_size=protocol.image_size)
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return net, json.loads(path.with_suffix(".json").read_text())["result"]
+    real_train = context.real_train()
     epochs = protocol.epochs or protocol.epochs_otherwise          # a full real split: no IPC rule
     net, module = fit(real_train, real_val, model, protocol, epochs, protocol.seed)
     net = getattr(net, "_orig_mod", net).cpu()
