@@ -65,8 +65,8 @@ class GeneratedPool:
         store = generate_pool(self, ctx.table, n_per_class, ctx.seed, ctx.cache_dir,
                               progress=ctx.progress and rank == 0, stripe=stripe)
         barrier()                                                  # every rank's stripe is written
-        missing = store.missing(n_per_class)
-        if missing and not stripe.whole:
+        missing = [] if stripe.whole else store.missing(n_per_class)          # (store.paths checks a whole pool)
+        if missing:
             raise PoolIncomplete(f"pool {store.root}: {stripe} is complete; {len(missing)} images of other stripes "
                                  f"are still missing (their pool.shard jobs have not finished)")
         return store.paths(n_per_class)
