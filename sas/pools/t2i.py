@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from sas.cache import weights_id
+from sas.cache import is_local_path, weights_id
 from sas.data.classes import ClassTable
 from sas.devices import resolve_device_dtype
 from sas.pools.base import GeneratedPool
@@ -78,12 +78,11 @@ class TextToImageSource(GeneratedPool):
             raise ValueError(f"pool.resize_filter must be one of {FILTERS}, got '{self.resize_filter}'")
         if self.model is None and self.unet_config is None:
             raise ValueError("a text-to-image pool needs model (hub id / folder) or unet_config (random init)")
-        if self.model is not None and Path(str(self.model)).expanduser().is_absolute() and \
-                not Path(self.model).expanduser().is_dir():
+        if self.model is not None and is_local_path(str(self.model)) and not Path(self.model).expanduser().is_dir():
             raise FileNotFoundError(f"pool.model folder not found: {self.model}")
 
     def key_config(self) -> dict:
-        dev, dt = resolve_device_dtype(self.device, self._dtype_name())
+        dev, dt = self._device_dtype()
         weights = ({"model": weights_id(self.model)} if self.model else
                    {"unet_config": self.unet_config, "text_config": self.text_config, "vae_config": self.vae_config,
                     "init_seed": self.init_seed})
@@ -93,14 +92,14 @@ class TextToImageSource(GeneratedPool):
                 "output_size": self.output_size, "resize_filter": self.resize_filter, "device_type": dev.type,
                 "dtype": str(dt)}
 
-    def _dtype_name(self) -> str:
-        dev, _ = resolve_device_dtype(self.device, "float32")
-        return self.dtype if dev.type == "cuda" else "float32"     # half precision is a GPU setting
+    def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
+        dev, dt = resolve_device_dtype(self.device, self.dtype)
+        return dev, dt if dev.type == "cuda" else torch.float32    # half precision is a GPU setting
 
     def _load(self):
         if self._loaded is not None:
             return self._loaded
-        dev, dt = resolve_device_dtype(self.device, self._dtype_name())
+        dev, dt = self._device_dtype()
         if self.model is not None:
             from diffusers import AutoPipelineForText2Image
             pipe = AutoPipelineForText2Image.from_pretrained(str(self.model), torch_dtype=dt)
