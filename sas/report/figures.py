@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["tsne_figure", "margin_grid", "curve_figure"]
+__all__ = ["tsne_figure", "margin_grid", "curve_figure", "save_figure"]
 
 
 def _pool_rows(run_dir: Path) -> list[dict]:
@@ -25,7 +25,8 @@ def _pool_rows(run_dir: Path) -> list[dict]:
 
 def tsne_figure(run_dir, out, seed: int = 0) -> Path:
     import torch
-    from sklearn.manifold import TSNE
+
+    from sas.report.pictures import project_2d
 
     run_dir = Path(run_dir)
     res = json.loads((run_dir / "results.json").read_text())
@@ -35,8 +36,7 @@ def tsne_figure(run_dir, out, seed: int = 0) -> Path:
     feats = cache["features"][[index[r["file"]] for r in rows]].numpy()
     labels = np.array([r["label"] for r in rows])
     chosen = np.array([r["selected"] for r in rows])
-    xy = TSNE(n_components=2, perplexity=min(30.0, max(2.0, (len(rows) - 1) / 3)), init="pca",
-              random_state=seed).fit_transform(feats)
+    xy, _ = project_2d(feats, "tsne", seed, tsne_iterations=1000)       # sklearn's default iterations
     fig, ax = plt.subplots(figsize=(7, 6))
     cmap = plt.get_cmap("tab10")
     for c in np.unique(labels):
@@ -48,7 +48,7 @@ def tsne_figure(run_dir, out, seed: int = 0) -> Path:
     ax.set_xticks([])
     ax.set_yticks([])
     ax.legend(fontsize=7, loc="best", ncol=2)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def margin_grid(run_dir, out, classes: list[int] | None = None) -> Path:
@@ -73,7 +73,7 @@ def margin_grid(run_dir, out, classes: list[int] | None = None) -> Path:
         axes[i][0].text(-0.1, 0.5, items[0]["class"], transform=axes[i][0].transAxes, ha="right", va="center",
                         fontsize=8)
     fig.suptitle("Selected images with their margin scores", fontsize=9)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def curve_figure(table: dict, out) -> Path:
@@ -91,13 +91,14 @@ def curve_figure(table: dict, out) -> Path:
     ax.set_ylabel("best top-1 (%)")
     ax.set_title(spec.title, fontsize=8)
     ax.legend(fontsize=7)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
-def _save(fig, out) -> Path:
+def save_figure(fig, out, dpi: int = 130) -> Path:
+    """Lay out, write the PNG (its folder made), close the figure."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(out, dpi=130)
+    fig.savefig(out, dpi=dpi)
     plt.close(fig)
     return out

@@ -22,20 +22,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["selection_pictures", "score_histograms", "embedding_map", "selected_grid", "TSNE_MAX"]
+from sas.report.figures import save_figure  # noqa: E402
+
+__all__ = ["selection_pictures", "score_histograms", "embedding_map", "selected_grid", "project_2d", "TSNE_MAX"]
 
 TSNE_MAX = 250           # pools above this many images are mapped with PCA (t-SNE: seconds per 100 images)
 TSNE_ITERATIONS = 500
 MAX_CLASSES = 10         # classes shown in histograms and grids (all of them in the map)
 MAX_PER_CLASS = 10
-
-
-def _save(fig, out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
 
 
 def score_histograms(out, rec: dict, labels, chosen, names, max_classes: int = MAX_CLASSES) -> Path | None:
@@ -59,31 +53,35 @@ def score_histograms(out, rec: dict, labels, chosen, names, max_classes: int = M
         ax.tick_params(labelsize=7)
     axes[0][-1].legend(fontsize=6, loc="upper right")
     fig.suptitle("Pool scores per class (histograms), selected images below (ticks)", fontsize=9)
-    return _save(fig, Path(out))
+    return save_figure(fig, out, dpi=110)
 
 
-def embedding_map(out, feats, labels, chosen, method: str = "auto", seed: int = 0) -> Path:
+def project_2d(feats, method: str = "auto", seed: int = 0, tsne_iterations: int = TSNE_ITERATIONS):
+    """(N, d) -> ((N, 2), the method used): t-SNE (sklearn, PCA init) up to TSNE_MAX images for auto, else PCA
+    (the top two right singular vectors of the centred features)."""
     x = np.asarray(feats, dtype=np.float32)
-    labels, chosen = np.asarray(labels), np.asarray(chosen, dtype=bool)
     method = ("tsne" if len(x) <= TSNE_MAX else "pca") if method == "auto" else method
     if method == "tsne" and len(x) > 3:
         from sklearn.manifold import TSNE
-        xy = TSNE(n_components=2, perplexity=min(30.0, max(2.0, (len(x) - 1) / 3)), init="pca",
-                  random_state=seed, max_iter=TSNE_ITERATIONS).fit_transform(x)
-    else:                                                        # PCA: the top two right singular vectors
-        centred = x - x.mean(0)
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        xy = centred @ vt[:2].T if vt.shape[0] >= 2 else np.c_[centred[:, :1], np.zeros(len(x))]
-        method = "pca"
+        return TSNE(n_components=2, perplexity=min(30.0, max(2.0, (len(x) - 1) / 3)), init="pca",
+                    random_state=seed, max_iter=tsne_iterations).fit_transform(x), "tsne"
+    centred = x - x.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return (centred @ vt[:2].T if vt.shape[0] >= 2 else np.c_[centred[:, :1], np.zeros(len(x))]), "pca"
+
+
+def embedding_map(out, feats, labels, chosen, method: str = "auto", seed: int = 0) -> Path:
+    labels, chosen = np.asarray(labels), np.asarray(chosen, dtype=bool)
+    xy, method = project_2d(feats, method, seed)
     fig, ax = plt.subplots(figsize=(6, 5))
     cmap = plt.get_cmap("tab10" if labels.max(initial=0) < 10 else "hsv")
     colour = cmap((labels % 10) / 9 if labels.max(initial=0) < 10 else labels / max(1, labels.max()))
     ax.scatter(xy[~chosen, 0], xy[~chosen, 1], s=6, c=colour[~chosen], alpha=0.35)
     ax.scatter(xy[chosen, 0], xy[chosen, 1], s=30, c=colour[chosen], edgecolors="black", linewidths=0.8)
-    ax.set_title(f"{method.upper()} of the pool ({len(x)} images); selection outlined ({chosen.sum()})", fontsize=9)
+    ax.set_title(f"{method.upper()} of the pool ({len(xy)} images); selection outlined ({chosen.sum()})", fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
-    return _save(fig, Path(out))
+    return save_figure(fig, out, dpi=110)
 
 
 def selected_grid(out, files, labels, idx, names, max_classes: int = MAX_CLASSES,
@@ -103,7 +101,7 @@ def selected_grid(out, files, labels, idx, names, max_classes: int = MAX_CLASSES
             if j < len(by_class[c]):
                 ax.imshow(np.asarray(open_rgb(files[by_class[c][j]])))
         axes[r][0].set_title(str(names[c])[:18], fontsize=7, loc="left")
-    return _save(fig, Path(out))
+    return save_figure(fig, out, dpi=110)
 
 
 def selection_pictures(folder, rec: dict, idx, files, labels, feats, table, map_method: str = "auto") -> dict:
