@@ -52,12 +52,15 @@ class Classifier(pl.LightningModule):
     def last_top1(self) -> float:
         return self.curve[-1][1] if self.curve else float("nan")
 
+    def on_fit_start(self):
+        self._eval_every = self.trainer.check_val_every_n_epoch
+
     def on_train_epoch_start(self):
         # no evaluation before eval_from_epoch (RDED's protocol evaluates only in the last 20% of the epochs);
         # Lightning reads check_val_every_n_epoch afresh each epoch
-        every = getattr(self, "_eval_every", None) or self.trainer.check_val_every_n_epoch
-        self._eval_every = every
-        self.trainer.check_val_every_n_epoch = every if self.current_epoch >= self.hparams.eval_from_epoch else 1 << 30
+        if self.hparams.eval_from_epoch:
+            before = self.current_epoch < self.hparams.eval_from_epoch
+            self.trainer.check_val_every_n_epoch = 1 << 30 if before else self._eval_every
 
     def forward(self, x):
         if self.hparams.channels_last:
