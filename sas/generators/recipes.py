@@ -32,6 +32,15 @@ def _ema(decay, from_start: bool, inv_gamma=None, power: float = 0.75) -> list:
     return [EMA(decay=float(decay), from_start=from_start, warmup_inv_gamma=inv_gamma, warmup_power=power)]
 
 
+def _sample_grid(recipe, make_source) -> list:
+    """The W&B sample-grid callback of a recipe (none when sample_every_n_steps is null); make_source(module)
+    is a pool source over the module's current weights, recipe._shown_ids the model labels shown."""
+    if not recipe.sample_every_n_steps:
+        return []
+    from sas.generators.samples import SampleGrid
+    return [SampleGrid(make_source, recipe._shown_ids, recipe.sample_every_n_steps, recipe.sample_per_class)]
+
+
 @dataclass
 class MinimaxRecipe:
     kind: str = "minimax"
@@ -104,16 +113,11 @@ class MinimaxRecipe:
         return module, dm
 
     def callbacks(self) -> list:
-        return _ema(self.ema_decay, from_start=True) + self._samples()   # EMA from the pretrained weights, as Minimax
-
-    def _samples(self) -> list:
-        if not self.sample_every_n_steps:
-            return []
-        from sas.generators.samples import SampleGrid
         from sas.pools.dit import DiTSource
 
-        make = lambda m: DiTSource.from_parts(m.transformer, self._vae, self.sample_steps)   # noqa: E731
-        return [SampleGrid(make, self._shown_ids, self.sample_every_n_steps, self.sample_per_class)]
+        # EMA from the pretrained weights, as Minimax; sample grids drawn with the DiT being tuned
+        return _ema(self.ema_decay, from_start=True) + _sample_grid(
+            self, lambda m: DiTSource.from_parts(m.transformer, self._vae, self.sample_steps))
 
     def export(self, module, out) -> None:
         """transformer/ (DiffFit scales folded in) and vae/ (the sampling VAE) in diffusers layout."""
@@ -151,13 +155,13 @@ class DDPMRecipe:
     sample_every_n_steps: int | None = 1000   # a W&B grid of samples per class every N steps (null: none)
     sample_per_class: int = 4
     sample_steps: int = 100                   # DDPM sampling steps of the grid
-    _classes: int = field(default=0, init=False, repr=False)
+    _shown_ids: list = field(default_factory=list, init=False, repr=False)
 
     def build(self, data, cache_dir=None, seed: int = 0, progress: bool = True, data_key: dict | None = None):
         from sas.generators.ddpm import DDPMModule, ImageDataModule
 
         unet_config = {**dict(self.unet), "num_class_embeds": len(data.table)}
-        self._classes = len(data.table)
+        self._shown_ids = list(range(len(data.table)))[:SAMPLE_CLASSES]   # the classes of the sample grids
         images = data.load("train", per_class=self.per_class)
         if images.images.shape[-1] != unet_config["sample_size"]:
             raise ValueError(f"generator.unet.sample_size={unet_config['sample_size']} but the dataset images are "
@@ -169,15 +173,10 @@ class DDPMRecipe:
         return module, ImageDataModule(images.images, images.labels, self.batch_size)
 
     def callbacks(self) -> list:
-        ema = _ema(self.ema_decay, from_start=False, inv_gamma=self.ema_inv_gamma, power=self.ema_power)
-        if not self.sample_every_n_steps:
-            return ema
-        from sas.generators.samples import SampleGrid
         from sas.pools.ddpm import DDPMSource
 
-        make = lambda m: DDPMSource.from_parts(m.unet, m.scheduler, self.sample_steps)   # noqa: E731
-        return ema + [SampleGrid(make, list(range(self._classes))[:SAMPLE_CLASSES], self.sample_every_n_steps,
-                                 self.sample_per_class)]
+        return _ema(self.ema_decay, from_start=False, inv_gamma=self.ema_inv_gamma, power=self.ema_power) + \
+            _sample_grid(self, lambda m: DDPMSource.from_parts(m.unet, m.scheduler, self.sample_steps))
 
     def export(self, module, out) -> None:
         module.save_pipeline(out)                                # unet/ + scheduler/
