@@ -20,7 +20,7 @@ demo: $(STAMP)
 	@$(PY) experiments/report.py tables outputs/demo --out outputs/demo/report | tail -1
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --durations=10
 
 bench: $(STAMP)
 	$(PY) benchmarks/selection.py

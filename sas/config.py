@@ -116,6 +116,10 @@ def build_plan(cfg, sampler_name: str | None = None) -> Plan:
             data.check()
     except ValueError as err:
         raise ConfigError(f"dataset: {err}") from None
+    try:
+        protocol.check(data.table)                     # e.g. the soft-label teacher's weights, loaded now
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     pool = _build(cfg.pool.source, "pool.source")
     if cfg.pool.get("train") is not None:              # the generator is trained on the real split first
         from sas.pools.trained import TrainedPool

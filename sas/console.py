@@ -24,6 +24,7 @@ _NOISE = (
     ".*smaller than the logging interval.*",                    # tiny distilled sets: few steps per epoch
     ".*You're using the WeightAveraging callback.*",
     r".*module\(s\) in eval mode at the start of training.*",     # the soft-label teacher: frozen by design
+    ".*local_dir_use_symlinks.*",                               # diffusers passes a retired hub argument
 )
 
 

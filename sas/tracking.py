@@ -21,6 +21,16 @@ __all__ = ["Tracker", "read_offline_run", "online_or_offline", "wandb_logger"]
 
 RUN_ID = "wandb_run_id"
 MAX_LOGGED_IMAGES = 200      # selected images per sampler in the W&B table (IPC x classes beyond it are cut)
+THUMBNAIL = 128              # side of the logged images: one size for a grid of any pool (real pools mix sizes)
+
+
+def _thumbnail(path):
+    """(THUMBNAIL, THUMBNAIL, 3) uint8 of an image file: centre-cropped square, resized (W&B grids need one size)."""
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    from sas.data.images import open_rgb
+    return np.asarray(ImageOps.fit(open_rgb(path), (THUMBNAIL, THUMBNAIL), Image.Resampling.BICUBIC))
 
 
 def _run_id(out: Path) -> str:
@@ -131,7 +141,7 @@ class Tracker:
             return
         import wandb
         margin = rec.get("margin")
-        images = [wandb.Image(files[i], caption=f"{table.names[labels[i]]}"
+        images = [wandb.Image(_thumbnail(files[i]), caption=f"{table.names[labels[i]]}"
                               + (f" margin {margin[i]:.3f}" if margin else "")) for i in idx[:MAX_LOGGED_IMAGES]]
         columns = ["pool_index", "class", "file", *rec.keys()]
         rows = [[i, table.names[labels[i]], files[i], *(rec[k][i] for k in rec)] for i in range(len(files))]

@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from sas.models import build_model
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-OPTIONS = {g: sorted(p.stem for p in (CONF / g).glob("*.yaml"))
+OPTIONS = {g: sorted(p.stem for p in (CONF / g).glob("*.yaml") if not p.stem.startswith("_"))   # _: base files
            for g in ("dataset", "pool", "encoder", "sampler", "model", "eval", "logger", "experiment")}
 
 

@@ -84,7 +84,7 @@ def test_bad_real_data_names_the_path(tmp_path, breakage, pattern):
 
 def test_fastai_layout_without_download_says_where(tmp_path):
     data = RealData(name="imagewoof", root=str(tmp_path), layout="fastai", image_size=16)
-    with pytest.raises(DataError, match=r"fastai release not found: .*imagewoof2; set dataset.download=true"):
+    with pytest.raises(DataError, match=r"fastai release not found: .*imagewoof2\. .*set dataset.download=true"):
         data.load("train")
 
 

@@ -1,7 +1,6 @@
 """Paper presets (every smoke variant runs), the report (exact tables, errors, failures), SLURM's code path
 through submitit's local executor, concurrent jobs on one pool, and Optuna tuning on the holdout split."""
 
-import itertools
 import json
 import os
 import subprocess

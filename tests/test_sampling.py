@@ -1,7 +1,6 @@
 """Hand-computed cases for every selection rule, both tie rules, and agreement
 with the literal reference implementation (tests/reference.py)."""
 
-import numpy as np
 import pytest
 import torch
 

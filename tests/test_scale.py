@@ -13,7 +13,7 @@ from sas.encoders.cache import EncodingIncomplete, embeddings_path, encode_pool
 from sas.pools.base import PoolContext, PoolIncomplete, generate_pool
 from sas.shards import Stripe
 
-from test_pools import THREE, read_all, tiny_dit
+from test_pools import THREE, read_all, same_pixels, tiny_dit
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 N = 4                              # images per class
@@ -106,7 +106,7 @@ def test_a_shard_job_draws_only_its_stripe_and_a_crashed_stripe_is_redrawn(tmp_p
     files, labels = tiny_dit().paths(N, PoolContext(THREE, cache_dir=tmp_path, seed=2, progress=False))
     assert len(files) == 3 * N and labels == [c for c in range(3) for _ in range(N)]
     reference = generate_pool(tiny_dit(), THREE, N, 2, tmp_path / "ref", progress=False)
-    assert read_all(store, N) == read_all(reference, N)
+    same_pixels(read_all(store, N), read_all(reference, N))        # stripes drew them in other batches
     with pytest.raises(ValueError, match="pool.shard must be in 0..pool.num_shards-1, got shard 3 of 3"):
         Stripe.current(3, 3)
 

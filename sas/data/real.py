@@ -7,13 +7,13 @@
 Layouts (a config value, `dataset.layout`):
   imagenet  root/train/<wnid>/*, root/val/<wnid>/* (ImageNet val sorted into wnid
             folders: 50 per class). The paper's setting.
-  fastai    the fastai release (imagewoof2 / imagenette2) under root/<release>/,
-            downloaded with a progress bar and checked by md5 when missing and
-            `download` is true. Same classes, other splits: results differ from
-            the paper's, and `source` says so.
+  fastai    the fastai release (imagewoof2 / imagenette2) as it unpacks under
+            data_dir (root/<release>/), downloaded with a progress bar and checked
+            by md5 when missing and `download` is true. Same classes, other
+            splits: results differ from the paper's, and `source` says so.
   folder    any ImageFolder root/<split>/<class folder>/* with the class names
             of `classes` (for datasets beyond the paper's).
-  cifar10   torchvision's CIFAR-10 under root (download-if-missing).
+  cifar10   torchvision's CIFAR-10 under root (md5-checked; download-if-missing).
   digits    scikit-learn's digits (ships with the package; offline).
 """
 
@@ -74,8 +74,9 @@ class RealData:
     """The real data of one dataset config (see module docstring)."""
 
     name: str                               # class table: imagewoof, imagenette, imageidc, cifar10, digits, ...
-    root: str | None = None
+    root: str | None = None                 # the folder the layout reads; None: from data_dir (default_root)
     layout: str = "imagenet"
+    data_dir: str | None = None             # paths.data_dir: where the default roots are
     image_size: int = 224
     download: bool = False
     classes: list[str] | None = None        # class names for a custom `folder` dataset
@@ -88,8 +89,18 @@ class RealData:
     def __post_init__(self):
         if self.layout not in LAYOUTS:
             raise DataError(f"dataset.layout must be one of {LAYOUTS}, got '{self.layout}'")
-        if self.layout not in ("digits",) and not self.root:
-            raise DataError(f"dataset '{self.name}' with layout '{self.layout}' needs dataset.root")
+        if not self.root and self.layout != "digits":
+            self.root = self.default_root()
+
+    def default_root(self) -> str:
+        """Where each layout unpacks under data_dir: imagenet -> <data_dir>/imagenet (train/, val/); fastai ->
+        <data_dir> (the release unpacks to <data_dir>/imagewoof2/); cifar10 -> <data_dir>/cifar10 (torchvision's
+        cifar-10-batches-py/ inside); folder: no default."""
+        if self.layout == "folder" or not self.data_dir:
+            raise DataError(f"dataset '{self.name}' with layout '{self.layout}' needs dataset.root"
+                            + ("" if self.layout == "folder" else " (or paths.data_dir)"))
+        sub = {"imagenet": "imagenet", "fastai": "", "cifar10": "cifar10"}[self.layout]
+        return str(Path(self.data_dir) / sub) if sub else str(self.data_dir)
 
     @property
     def table(self) -> ClassTable:
@@ -105,18 +116,25 @@ class RealData:
                 if not where.is_dir():
                     raise DataError(f"data folder not found: {where}. {self.how_to_provide()}")
                 list_class_files(where, self.table, self.follow_symlinks)
-        elif self.layout == "cifar10" and not self.download and not (Path(self.root) / "cifar-10-batches-py").is_dir():
-            raise DataError(f"CIFAR-10 not found under {self.root} (cifar-10-batches-py); set dataset.download=true")
+        elif self.layout == "cifar10":
+            self._cifar10_ready()
 
     def how_to_provide(self) -> str:
-        """What to do about missing real data, for error messages."""
+        """What to do about missing real data, for error messages (never the setting already given)."""
         hint = (f"Point the job at the folder holding it: paths.data_dir=/path/to/data (or the SAS_DATA_DIR "
                 f"environment variable; the dataset reads {self.root}), or dataset.root=/path directly.")
-        if self.name in FASTAI_RELEASES:
-            hint += (f" Without the ImageNet train/val folders, dataset.layout=fastai dataset.download=true fetches "
-                     f"the fastai {FASTAI_RELEASES[self.name][0]} release (other splits: figures differ from the "
-                     f"paper's).")
-        return hint
+        if self.name not in FASTAI_RELEASES:
+            return hint
+        release, url, _ = FASTAI_RELEASES[self.name]
+        if self.layout == "fastai":
+            return hint + (" " if self.download else f" Or set dataset.download=true to fetch {url} there, or ") + \
+                f"unpack {Path(url).name} into {self.root} (it makes {release}/)."
+        found = Path(self.data_dir or Path(self.root).parent) / release
+        if found.is_dir():
+            return hint + f" The fastai {release} release is at {found}: add dataset.layout=fastai to read it " \
+                          "(other splits than the paper's: figures differ)."
+        return hint + (f" Without the ImageNet train/val folders, dataset.layout=fastai dataset.download=true fetches "
+                       f"the fastai {release} release (other splits: figures differ from the paper's).")
 
     def _split_dir(self, split: str, fetch: bool = True) -> Path:
         root = Path(self.root)
@@ -127,7 +145,7 @@ class RealData:
         release, url, md5 = FASTAI_RELEASES[self.name]
         if not (root / release).is_dir() and fetch:
             if not self.download:
-                raise DataError(f"fastai release not found: {root / release}; set dataset.download=true to fetch {url}")
+                raise DataError(f"fastai release not found: {root / release}. {self.how_to_provide()}")
             from torchvision.datasets.utils import download_and_extract_archive
             download_and_extract_archive(url, str(root), md5=self.md5 or md5)
         return root / release / split
@@ -173,12 +191,35 @@ class RealData:
             log.warning("reading the %s", source)
         return first_per_class(list_class_files(where, self.table, self.follow_symlinks), per_class), source
 
+    def _cifar10_ready(self) -> None:
+        """torchvision's CIFAR-10 files under root, each with its md5 (downloaded first when download is true);
+        a DataError naming the folder, what it holds and how to provide the files otherwise."""
+        from torchvision.datasets import CIFAR10
+        from torchvision.datasets.utils import check_integrity
+
+        folder = Path(self.root) / CIFAR10.base_folder
+        expected = [*CIFAR10.train_list, *CIFAR10.test_list, [CIFAR10.meta["filename"], CIFAR10.meta["md5"]]]
+        state = {name: ("missing" if not (folder / name).is_file() else
+                        "ok" if check_integrity(str(folder / name), md5) else "md5 mismatch") for name, md5 in expected}
+        if all(v == "ok" for v in state.values()):
+            return
+        tried = ""
+        if self.download:
+            try:
+                CIFAR10(self.root, download=True)
+                return
+            except (OSError, RuntimeError) as err:            # no network: URLError is an OSError
+                tried = f"; the download failed ({type(err).__name__}: {str(err)[:160]})"
+        found = ", ".join(f"{n}: {v}" for n, v in state.items() if v != "ok")
+        raise DataError(f"CIFAR-10 files under {folder} are not torchvision's release ({found}){tried}. Provide them: "
+                        f"unpack {CIFAR10.url} (md5 {CIFAR10.tgz_md5}) into {self.root} (it makes "
+                        f"{CIFAR10.base_folder}/), or run once with dataset.download=true where there is internet; "
+                        "paths.data_dir or dataset.root point the job elsewhere")
+
     def _cifar10(self, split: str) -> ImageSet:
         from torchvision.datasets import CIFAR10
-        try:
-            ds = CIFAR10(self.root, train=split == "train", download=self.download)
-        except RuntimeError as err:
-            raise DataError(f"CIFAR-10 under {self.root}: {err}") from None
+        self._cifar10_ready()
+        ds = CIFAR10(self.root, train=split == "train", download=False)
         x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()         # (N, 3, 32, 32) uint8
         if self.image_size != x.shape[-1]:
             import torch.nn.functional as F

@@ -1,12 +1,20 @@
 """The CLIP semantic encoder (open_clip) of SAS: image embeddings and text prototypes.
 
-    enc = OpenCLIPEncoder(model="ViT-B-32", pretrained="openai")
+    enc = OpenCLIPEncoder(model="ViT-B-32-quickgelu", pretrained="openai")
     feats = enc.encode_files(paths)                 # (N, d) L2-normalised float32 (CPU)
     protos = enc.text_prototypes(["beagle", ...])   # (C, d) from "A photo of a {}"
 
 Any open_clip model name works with a pretrained tag, a local checkpoint path
 (pretrained="/path/ckpt.pt"), or None for random init. The packaged
 "tiny-clip" config is a small random-init CLIP for tests and the smoke preset.
+
+Activation: OpenAI's CLIP weights (and every open_clip tag marked quick_gelu) were trained with QuickGELU,
+x * sigmoid(1.702 x); open_clip builds `ViT-B-32` with plain GELU and only warns when such weights are
+loaded into it. Here a model / tag pair whose activations differ is refused when the config is checked,
+naming both and the model to use instead (`ViT-B-32-quickgelu` for `openai`), and the activation is part of
+the embeddings' cache key. A tag's weights file comes through sas.hub (its hub repo at the commit `revision`
+resolves to; the local cache when the hub is offline) with the tag's own preprocessing (mean, std,
+interpolation, resize mode).
 
 Preprocessing: "pil" is open_clip's own transform (exactly what the model was
 trained with), run in a thread pool; "tensor" decodes in threads and resizes,
@@ -36,10 +44,17 @@ def register_packaged_configs() -> None:
         open_clip.add_model_config(_PACKAGED / "tiny-clip.json")
 
 
+def _open_clip():
+    import open_clip
+    register_packaged_configs()
+    return open_clip
+
+
 @dataclass
 class OpenCLIPEncoder:
-    model: str = "ViT-B-32"
+    model: str = "ViT-B-32-quickgelu"
     pretrained: str | None = "openai"        # tag, local checkpoint file, or None (random init)
+    revision: str | None = None              # of the tag's hub repo (None: main)
     template: str = "A photo of a {}"
     prototypes: str = "text"                 # text | visual
     preprocess: str = "pil"                  # pil | tensor
@@ -56,21 +71,72 @@ class OpenCLIPEncoder:
             raise ValueError(f"encoder.preprocess must be pil or tensor, got '{self.preprocess}'")
         if "{}" not in self.template:
             raise ValueError(f"encoder.template must contain '{{}}' for the class name, got '{self.template}'")
+        self.activation()                                       # the model exists; the tag exists and matches it
+
+    # ------------------------------------------------------------------ what the weights are
+    def _tag(self) -> dict:
+        """open_clip's record of the pretrained tag ({} for a local file or random init)."""
+        from sas.cache import is_local_path
+        if self.pretrained is None or is_local_path(str(self.pretrained)):
+            return {}
+        open_clip = _open_clip()
+        tag = open_clip.get_pretrained_cfg(self.model, str(self.pretrained))
+        if not tag:
+            raise ValueError(f"open_clip has no pretrained tag '{self.pretrained}' for encoder.model '{self.model}' "
+                             f"(its tags: {open_clip.list_pretrained_tags_by_model(self.model)})")
+        return tag
+
+    def activation(self) -> str:
+        """quick_gelu or gelu: what the model config builds, which must be what a tag's weights were trained with."""
+        open_clip = _open_clip()
+        cfg = open_clip.get_model_config(self.model)
+        if cfg is None:
+            raise ValueError(f"encoder.model '{self.model}' is not an open_clip model (open_clip.list_models())")
+        quick = bool(cfg.get("quick_gelu", False))
+        tag = self._tag()
+        if tag and bool(tag.get("quick_gelu", False)) != quick:
+            other = self.model.removesuffix("-quickgelu") if quick else f"{self.model}-quickgelu"
+            raise ValueError(f"encoder.model '{self.model}' builds {'QuickGELU' if quick else 'GELU'}, but open_clip's "
+                             f"'{self.pretrained}' weights were trained with {'GELU' if quick else 'QuickGELU'}: "
+                             f"use encoder.model={other} with encoder.pretrained={self.pretrained}")
+        return "quick_gelu" if quick else "gelu"
+
+    def _weights_file(self) -> str | None:
+        """The local file the weights load from: a tag's file from its hub repo (sas.hub), or the given file."""
+        tag = self._tag()
+        if not tag:
+            return self.pretrained
+        if not tag.get("hf_hub"):
+            return str(self.pretrained)                        # a URL-only tag: open_clip fetches it itself
+        repo, name = os.path.split(tag["hf_hub"])
+        names = [name] if name else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        from sas.hub import hub_file
+        return str(hub_file(repo, names, self.revision))
 
     def key_config(self) -> dict:
         from sas.cache import weights_id
-        return {"kind": "open_clip", "model": self.model, "pretrained": weights_id(self.pretrained),
+        tag = self._tag()
+        if tag.get("hf_hub"):
+            from sas.hub import resolve
+            weights = {"tag": self.pretrained, **resolve(os.path.split(tag["hf_hub"])[0], self.revision).key}
+        elif tag:
+            weights = {"tag": self.pretrained, "url": tag.get("url")}
+        else:
+            weights = weights_id(self.pretrained)
+        return {"kind": "open_clip", "model": self.model, "activation": self.activation(), "pretrained": weights,
                 "preprocess": self.preprocess,
                 **({"init_seed": self.init_seed} if self.pretrained is None else {})}
 
     def _load(self):
         if self._loaded is None:
-            import open_clip
-            register_packaged_configs()
+            open_clip = _open_clip()
             dev = torch.device("cuda" if self.device == "auto" and torch.cuda.is_available() else
                                ("cpu" if self.device == "auto" else self.device))
             torch.manual_seed(self.init_seed)
-            model, _, preprocess = open_clip.create_model_and_transforms(self.model, pretrained=self.pretrained)
+            tag = self._tag()                                 # the tag's own preprocessing, as open_clip's tag path
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                self.model, pretrained=self._weights_file(), image_mean=tag.get("mean"), image_std=tag.get("std"),
+                image_interpolation=tag.get("interpolation"), image_resize_mode=tag.get("resize_mode"))
             tokenizer = open_clip.get_tokenizer(self.model)
             self._loaded = (model.to(dev).eval(), preprocess, tokenizer, dev)
         return self._loaded

@@ -136,6 +136,10 @@ class Protocol:
     def batch_size_for(self, ipc: int | None, num_classes: int) -> int:
         return self.batch_size
 
+    def check(self, table) -> None:
+        """Check what the protocol loads besides the distilled set against the dataset's classes, before any
+        pool work (the soft-label teacher's weights); ValueError naming the setting."""
+
     def prepare(self, context: "EvalContext") -> None:
         """Load or train what the protocol needs besides the distilled set (the soft-label teacher)."""
 

@@ -18,8 +18,12 @@ LINs-lab/RDED validation/main.py and argument.py, which Minimax uses for its Ima
   * validation: the real val images resized to 256 and centre-cropped to 224 (dataset.image_size 256 with
     eval.image_size 224), every 10 epochs in the last 20% of training and at the last epoch; best top-1.
 The teacher: any conf/model architecture or torchvision model, with weights from torchvision
-("torchvision:<Weights enum>"), a local state-dict file, or null: trained once by the framework on the real
-train split with the hard-label protocol (hard_protocol(): IDC defaults + `hard`) and cached by its settings.
+("torchvision:<Weights enum>", 1,000 ImageNet outputs read at the class table's ImageNet ids), a local
+state-dict file (RDED's released per-subset teachers, data/pretrain_models/<subset>_<arch>.pth: {"model": ...}
+with one output per class in ImageFolder order, i.e. sorted wnids, and its ConvNets' layer names converted),
+or null: trained once by the framework on the real train split with the hard-label protocol (hard_protocol():
+IDC defaults + `hard`) and cached by its settings. Given weights are loaded and checked against the
+architecture and the classes when the config is validated (Protocol.check), before any pool work.
 """
 
 from __future__ import annotations
@@ -138,6 +142,7 @@ class SoftLabelProtocol(Protocol):
     seed: int = 42                                  # RDED argument.py
     teacher: dict = field(default_factory=lambda: {"_target_": "sas.models.resnet.resnet", "depth": 18})
     teacher_weights: str | None = None              # torchvision:<Weights enum> | a state-dict file | null: trained
+    teacher_class_order: str = "auto"               # which teacher output is which class (load_teacher)
     hard: dict = field(default_factory=dict)        # Protocol fields of the hard-label runs that go with this
                                                     # protocol: a teacher trained here, DD-Ranking's HLR
     _teacher: nn.Module | None = field(default=None, init=False, repr=False, compare=False)
@@ -151,6 +156,9 @@ class SoftLabelProtocol(Protocol):
                 raise ValueError(f"eval.{key} must be one of {allowed}, got '{getattr(self, key)}'")
         if self.temperature <= 0:
             raise ValueError(f"eval.temperature must be > 0, got {self.temperature}")
+        if self.teacher_class_order not in TEACHER_CLASS_ORDERS:
+            raise ValueError(f"eval.teacher_class_order must be one of {TEACHER_CLASS_ORDERS}, got "
+                             f"'{self.teacher_class_order}'")
 
     def batch_size_for(self, ipc: int | None, num_classes: int) -> int:
         """RDED's rule: by IPC, x2 for 100 / 1,000 classes, at most IPC x classes (else eval.batch_size)."""
@@ -175,9 +183,16 @@ class SoftLabelProtocol(Protocol):
                   "repeats", "tf32", "eval_batch_size")
         return Protocol(**{k: getattr(self, k) for k in shared}, **self.hard)
 
+    def check(self, table) -> None:
+        """Load given teacher weights now (they exist, they fit the architecture and the classes), before any
+        pool work; a teacher trained here is trained when evaluation first needs it."""
+        if self.teacher_weights and self._teacher is None:
+            self._teacher = load_teacher(self, table)
+
     def prepare(self, context: EvalContext) -> None:
         if self._teacher is None:
-            self._teacher = load_teacher(self, context)
+            self._teacher = (load_teacher(self, context.real_val().classes) if self.teacher_weights else
+                             train_on_real(self.teacher, self.hard_protocol(), context)[0].eval())
 
     def build_module(self, net, epochs: int, seed: int, metric_prefix: str = ""):
         if self._teacher is None:
@@ -202,26 +217,112 @@ class PatchShuffleAugment(nn.Module):
         return self.base(shuffle_patches(images, self.factor, generator), generator)
 
 
-def load_teacher(protocol: SoftLabelProtocol, context: EvalContext) -> nn.Module:
-    """The teacher network, eval mode: torchvision weights, a state-dict file, or trained on the real train split
-    (cached under <cache>/teachers/<key>.pt with a .json of its settings and top-1)."""
+TEACHER_CLASS_ORDERS = ("auto", "imagenet", "folders", "table")
+
+
+class ClassLogits(nn.Module):
+    """A classifier's logits at chosen outputs, in the class table's order: (B, K) -> (B, C)."""
+
+    def __init__(self, net: nn.Module, index: list[int]):
+        super().__init__()
+        self.net = net
+        self.register_buffer("index", torch.tensor(index, dtype=torch.long), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).index_select(1, self.index)
+
+
+def _teacher_state(weights: str) -> dict:
+    """The state dict of `teacher_weights`: a torchvision weights enum (from TORCH_HOME, downloaded when missing)
+    or a file (a plain state dict, or RDED's / a training script's {"model": ...} / {"state_dict": ...})."""
+    if weights.startswith("torchvision:"):
+        import torchvision
+        name = weights.split(":", 1)[1]
+        try:
+            enum = torchvision.models.get_weight(name)
+        except (ValueError, KeyError, AttributeError):
+            raise ValueError(f"eval.teacher_weights: torchvision has no weights '{name}' (e.g. "
+                             "ResNet18_Weights.IMAGENET1K_V1)") from None
+        where = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
+        try:
+            return enum.get_state_dict(progress=True, check_hash=True)
+        except OSError as err:                                # no file and no network (URLError is an OSError)
+            raise ValueError(f"eval.teacher_weights {weights}: {where} is missing and cannot be downloaded "
+                             f"({err}); fetch {enum.url} into {where.parent} (README: 'Weights on offline compute "
+                             "nodes')") from None
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise ValueError(f"eval.teacher_weights: no such file: {path} (or torchvision:<Weights enum>)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for wrapper in ("model", "state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    if not isinstance(state, dict) or not state:
+        raise ValueError(f"eval.teacher_weights {path}: not a state dict")
+    state = {k.removeprefix("module."): v for k, v in state.items()}          # saved from DataParallel / DDP
+    return rded_convnet_keys(state)
+
+
+def rded_convnet_keys(state: dict) -> dict:
+    """RDED's ConvNet (synthesize/models.py: layers.conv.<d>, layers.norm.<d>, classifier) under the names of
+    sas.models.convnet.ConvNet (features.<4d> conv, features.<4d+1> norm, classifier): the same layers in the
+    same order (conv -> norm -> ReLU -> pool). Other state dicts are returned as they are."""
+    import re
+    if not any(k.startswith("layers.conv.") for k in state):
+        return state
+    out = {}
+    for k, v in state.items():
+        m = re.match(r"layers\.(conv|norm)\.(\d+)\.(.+)", k)
+        out[f"features.{4 * int(m[2]) + (m[1] == 'norm')}.{m[3]}" if m else k] = v
+    return out
+
+
+def teacher_class_index(order: str, outputs: int, table) -> list[int] | None:
+    """Which teacher output is each class of the table (None: the outputs are the table's classes in order).
+    auto: 1,000 outputs are ImageNet-1K's (taken at the table's ImageNet ids), as many outputs as classes are in
+    ImageFolder order (`folders`: the class folders sorted by name, as RDED's per-subset teachers were trained)."""
+    n = len(table)
+    if order == "auto":
+        order = "imagenet" if outputs == 1000 and n != 1000 else "folders" if outputs == n else "?"
+    if order == "imagenet":
+        if outputs != 1000 or any(i is None for i in table.imagenet_ids):
+            raise ValueError(f"eval.teacher_class_order=imagenet needs a 1,000-output teacher and a dataset with "
+                             f"ImageNet ids; the teacher has {outputs} outputs, dataset {table.name} "
+                             f"{'has' if all(i is not None for i in table.imagenet_ids) else 'has no'} ImageNet ids")
+        index = list(table.imagenet_ids)
+    elif order in ("folders", "table"):
+        if outputs != n:
+            raise ValueError(f"the teacher has {outputs} outputs but dataset {table.name} has {n} classes")
+        index = [sorted(table.folders).index(f) for f in table.folders] if order == "folders" else list(range(n))
+    else:
+        raise ValueError(f"the teacher has {outputs} outputs: neither ImageNet-1K's 1,000 nor the {n} classes of "
+                         f"{table.name}")
+    return None if index == list(range(outputs)) else index
+
+
+def load_teacher(protocol: SoftLabelProtocol, table) -> nn.Module:
+    """The teacher of `teacher_weights`, eval mode, its logits in the table's class order: ImageNet-1K weights
+    give the logits at the table's ImageNet ids; a per-subset file (RDED's) its outputs in ImageFolder order.
+    Every failure (unknown weights, missing file, no network, shapes that do not fit) is a ValueError naming
+    the setting."""
     from sas.models import build_model
 
-    weights = protocol.teacher_weights
-    if weights:
-        num_classes = context.real_val().num_classes
-        net = build_model(protocol.teacher, num_classes=num_classes, image_size=protocol.image_size)
-        if str(weights).startswith("torchvision:"):            # e.g. torchvision:ResNet18_Weights.IMAGENET1K_V1
-            import torchvision
-            enum_name, _, member = str(weights).split(":", 1)[1].partition(".")
-            state = getattr(torchvision.models, enum_name)[member].get_state_dict(progress=True)
-        elif Path(weights).is_file():
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-        else:
-            raise FileNotFoundError(f"eval.teacher_weights: no such file: {weights} (or torchvision:<Weights enum>)")
+    state = _teacher_state(str(protocol.teacher_weights))
+    net = build_model(protocol.teacher, num_classes=len(table), image_size=protocol.image_size)
+    head = [name for name, m in net.named_modules() if isinstance(m, nn.Linear)][-1]    # the classifier layer
+    if f"{head}.weight" not in state:
+        raise ValueError(f"eval.teacher_weights {protocol.teacher_weights}: no '{head}.weight' for eval.teacher "
+                         f"{protocol.teacher.get('_target_')} (its keys start {sorted(state)[:3]})")
+    outputs = state[f"{head}.weight"].shape[0]
+    index = teacher_class_index(protocol.teacher_class_order, outputs, table)
+    if outputs != len(table):
+        net = build_model(protocol.teacher, num_classes=outputs, image_size=protocol.image_size)
+    try:
         net.load_state_dict(state)
-        return net.eval()
-    return train_on_real(protocol.teacher, protocol.hard_protocol(), context)[0].eval()
+    except RuntimeError as err:
+        raise ValueError(f"eval.teacher_weights {protocol.teacher_weights} does not fit eval.teacher "
+                         f"{dict(protocol.teacher)}: {str(err).splitlines()[0][:300]}") from None
+    return (net if index is None else ClassLogits(net, index)).eval()
 
 
 def train_on_real(model: dict, protocol: Protocol, context: EvalContext) -> tuple[nn.Module, dict]:

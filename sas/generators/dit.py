@@ -1,6 +1,6 @@
 """The one DiT + VAE loader, used by DiT / Minimax pools and by Minimax fine-tuning.
 
-    transformer = load_transformer(model="facebook/DiT-XL-2-256")            # hub id or diffusers folder
+    transformer = load_transformer(model="facebook/DiT-XL-2-256")            # hub id (sas.hub) or diffusers folder
     transformer = load_transformer(checkpoint="DiT-XL-2-256x256.pt")         # original DiT / Minimax .pt
     transformer = load_transformer(transformer_config={...}, init_seed=0)    # random init (tests)
     vae = load_vae(vae="stabilityai/sd-vae-ft-mse")
@@ -17,16 +17,22 @@ compute what facebookresearch/DiT (and Minimax, built on it) computes:
 
 Without these a converted original checkpoint's output is off by about 0.4
 (the 256-d timestep features at t = 999 have cosine 0.49 with the original's).
+
+The released facebook/DiT-XL-2-256 config is a 2022 `Transformer2DModel` config with keys
+DiTTransformer2DModel does not take (cross_attention_dim, num_vector_embeds, ...): the loaded config keeps
+only the keys the class takes (`clean_config`), so a folder saved from it (train.py's Minimax export)
+loads without "config attributes ... are not expected" warnings.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 from torch import nn
 
-__all__ = ["match_original_dit", "original_timestep_features", "load_transformer", "load_vae",
+from sas.hub import load_pretrained
+
+__all__ = ["match_original_dit", "original_timestep_features", "load_transformer", "load_vae", "clean_config",
            "ORIGINAL_FREQ_SHIFT", "ORIGINAL_NORM_EPS"]
 
 ORIGINAL_FREQ_SHIFT = 0.0     # facebookresearch/DiT TimestepEmbedder: exp(-ln(max_period) * i / half)
@@ -51,8 +57,21 @@ def match_original_dit(transformer: nn.Module) -> nn.Module:
     return transformer
 
 
+def clean_config(model: nn.Module) -> nn.Module:
+    """In place: drop config keys the model's class does not take (legacy keys of the released configs)."""
+    import inspect
+
+    from diffusers.configuration_utils import FrozenDict
+
+    takes = set(inspect.signature(type(model).__init__).parameters) - {"self"}
+    model._internal_dict = FrozenDict({k: v for k, v in model.config.items()
+                                       if k in takes or (k.startswith("_") and k != "_use_default_values")})
+    return model
+
+
 def load_transformer(model: str | None = None, checkpoint: str | None = None, transformer_config: dict | None = None,
-                     init_seed: int = 0, subfolder: str | None = "transformer") -> nn.Module:
+                     init_seed: int = 0, subfolder: str | None = "transformer", revision: str | None = None
+                     ) -> nn.Module:
     """A DiTTransformer2DModel matching the original DiT: from an original-layout checkpoint (.pt,
     converted), a random-init config, or a diffusers hub id / folder (its `subfolder`, or the folder
     itself when it has no such subfolder)."""
@@ -65,23 +84,23 @@ def load_transformer(model: str | None = None, checkpoint: str | None = None, tr
         torch.manual_seed(init_seed)
         transformer = DiTTransformer2DModel(**transformer_config)
     elif model is not None:
-        local = Path(str(model)).expanduser()
-        sub = subfolder if subfolder and (not local.is_dir() or (local / subfolder).is_dir()) else None
-        transformer = DiTTransformer2DModel.from_pretrained(str(model), subfolder=sub)
+        transformer = clean_config(load_pretrained(DiTTransformer2DModel, model, revision, subfolder, True))
     else:
         raise ValueError("a DiT needs weights: model (hub id / folder), checkpoint (.pt) or transformer_config")
     return match_original_dit(transformer)
 
 
-def load_vae(vae: str | None = None, vae_config: dict | None = None, model: str | None = None, init_seed: int = 0):
-    """The VAE: random init from vae_config, a hub id / folder, or the `vae/` of a diffusers DiT folder."""
+def load_vae(vae: str | None = None, vae_config: dict | None = None, model: str | None = None, init_seed: int = 0,
+             revision: str | None = None, model_revision: str | None = None):
+    """The VAE: random init from vae_config, a hub id / folder (at `revision`), or the `vae/` of a diffusers
+    DiT pipeline (hub id / folder, at `model_revision`)."""
     from diffusers import AutoencoderKL
 
     if vae_config is not None:
         torch.manual_seed(init_seed)
         return AutoencoderKL(**vae_config)
     if vae is not None:
-        return AutoencoderKL.from_pretrained(str(vae))
+        return load_pretrained(AutoencoderKL, vae, revision)
     if model is not None:
-        return AutoencoderKL.from_pretrained(str(model), subfolder="vae")
+        return load_pretrained(AutoencoderKL, model, model_revision, subfolder="vae")
     raise ValueError("a VAE needs vae (hub id / folder), vae_config, or a model folder with vae/")

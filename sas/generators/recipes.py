@@ -45,10 +45,13 @@ def _sample_grid(recipe, make_source) -> list:
 class MinimaxRecipe:
     kind: str = "minimax"
     pretrained: str | None = "facebook/DiT-XL-2-256"
+    revision: str | None = None                  # of each hub repo (None: main)
     checkpoint: str | None = None
     transformer_config: dict | None = None
     vae: str | None = "stabilityai/sd-vae-ft-ema"
+    vae_revision: str | None = None
     sample_vae: str | None = "stabilityai/sd-vae-ft-mse"
+    sample_vae_revision: str | None = None
     vae_config: dict | None = None
     init_seed: int = 0
     class_ids: str = "imagenet"
@@ -87,18 +90,30 @@ class MinimaxRecipe:
             raise ValueError(f"class {bad[0][0]} maps to id {bad[0][1]}, outside the model's {n_model} classes")
         return ids
 
+    def weights(self) -> dict:
+        """What the fine-tuned weights start from: hub ids as the commits they resolve to, files by content."""
+        from sas.cache import weights_id
+        return {"pretrained": None if self.checkpoint or self.transformer_config is not None
+                else weights_id(self.pretrained, self.revision),
+                "checkpoint": weights_id(self.checkpoint),
+                "vae": None if self.vae_config is not None else weights_id(self.vae, self.vae_revision),
+                "sample_vae": None if self.vae_config is not None or not self.sample_vae
+                else weights_id(self.sample_vae, self.sample_vae_revision)}
+
     def build(self, data, cache_dir, seed: int = 0, progress: bool = True, data_key: dict | None = None):
-        from sas.cache import config_key
+        from sas.cache import config_key, weights_id
         from sas.generators.dit import load_transformer, load_vae
         from sas.generators.latents import LatentDataModule, encode_split
         from sas.generators.minimax import MinimaxModule
 
-        transformer = load_transformer(self.pretrained, self.checkpoint, self.transformer_config, self.init_seed)
-        self._vae = load_vae(self.vae, self.vae_config, init_seed=self.init_seed)
+        transformer = load_transformer(self.pretrained, self.checkpoint, self.transformer_config, self.init_seed,
+                                       revision=self.revision)
+        self._vae = load_vae(self.vae, self.vae_config, init_seed=self.init_seed, revision=self.vae_revision)
         model_ids = self._model_ids(data.table, transformer.config.num_embeds_ada_norm)
         self._shown_ids = model_ids[:SAMPLE_CLASSES]                  # the classes of the sample grids
-        # the real training set, encoded once (cached by dataset, image size and VAE)
-        key = config_key({"data": data_key, "vae": self.vae, "vae_config": self.vae_config,
+        # the real training set, encoded once (cached by dataset, image size and the VAE's resolved weights)
+        vae = None if self.vae_config is not None else weights_id(self.vae, self.vae_revision)
+        key = config_key({"data": data_key, "vae": vae, "vae_config": self.vae_config,
                           "per_class": self.per_class, "image_size": self.image_size})
         device = "cuda" if torch.cuda.is_available() else "cpu"
         blob = encode_split(data.split("train", per_class=self.per_class), self._vae.to(device).eval(),
@@ -126,7 +141,8 @@ class MinimaxRecipe:
 
         fold_difffit(module.transformer).save_pretrained(Path(out) / "transformer")
         use_train_vae = self.vae_config is not None or not self.sample_vae or self.sample_vae == self.vae
-        (self._vae if use_train_vae else load_vae(self.sample_vae)).save_pretrained(Path(out) / "vae")
+        (self._vae if use_train_vae else load_vae(self.sample_vae, revision=self.sample_vae_revision)
+         ).save_pretrained(Path(out) / "vae")
 
 
 @dataclass
@@ -156,6 +172,10 @@ class DDPMRecipe:
     sample_per_class: int = 4
     sample_steps: int = 100                   # DDPM sampling steps of the grid
     _shown_ids: list = field(default_factory=list, init=False, repr=False)
+
+    def weights(self) -> dict:
+        """Trained from scratch: no starting weights."""
+        return {}
 
     def build(self, data, cache_dir=None, seed: int = 0, progress: bool = True, data_key: dict | None = None):
         from sas.generators.ddpm import DDPMModule, ImageDataModule

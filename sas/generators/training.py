@@ -27,12 +27,20 @@ log = logging.getLogger(__name__)
 __all__ = ["train_generator", "build_trainer", "DONE"]
 
 RUN_RECORD = "wandb_run.json"      # the W&B run that trained the weights in this folder
+TRAIN_CONFIG = "train_config.json"  # the config it was trained with, and the weights it started from
 DONE = "DONE"
 
 
 def _plain(x):
     from omegaconf import OmegaConf
     return OmegaConf.to_container(x, resolve=True) if OmegaConf.is_config(x) else x
+
+
+def _recorded(out: Path) -> dict:
+    try:
+        return json.loads((out / TRAIN_CONFIG).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def build_trainer(cfg, extra_callbacks: list):
@@ -62,10 +70,15 @@ def train_generator(cfg) -> Path:
     from sas.devices import set_tf32
 
     out = Path(cfg.output_dir)
+    recipe = instantiate(cfg.generator, _convert_="all")
+    start = json.loads(json.dumps(recipe.weights()))     # the starting weights, hub ids as their commits
     if (out / DONE).is_file():
+        recorded = _recorded(out).get("start_weights", start)
+        if recorded != start:
+            raise ValueError(f"{out} holds a generator trained from other weights ({recorded}, now {start}): move "
+                             "it away, or give output_dir=<another folder>")
         log.info("generator already trained: %s", out)
         return out
-    recipe = instantiate(cfg.generator, _convert_="all")
     data = instantiate(cfg.dataset)
     if data.layout not in ("digits", "cifar10"):
         data.check()
@@ -84,6 +97,6 @@ def train_generator(cfg) -> Path:
         run.finish()                                           # the W&B curves are written out
     if trainer.is_global_zero:
         recipe.export(module, out)
-        atomic_write_text(out / "train_config.json", json.dumps(_plain(cfg), indent=1))
+        atomic_write_text(out / TRAIN_CONFIG, json.dumps({**_plain(cfg), "start_weights": start}, indent=1))
         atomic_write_text(out / DONE, "done\n")
     return out

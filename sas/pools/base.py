@@ -12,8 +12,9 @@ progress bar. Because every random draw of an image comes from its own
 generator, seeded from (seed, class, k), a pool is the same whatever the batch
 size, n_per_class = 3 x IPC is a prefix of 5 x IPC, a killed run resumes where
 it stopped, and the work splits over processes and jobs without a lock: each
-takes its stripe (sas.shards) of the (class, k) items, and the pool is byte for
-byte the same whatever the split.
+takes its stripe (sas.shards) of the (class, k) items, and the pool is the same
+whatever the split (batched kernels may round a pixel one grey level apart when
+an image shares its batch with other images than before).
 """
 
 from __future__ import annotations
@@ -105,10 +106,10 @@ def generate_pool(source: PoolSource, table: ClassTable, n_per_class: int, seed:
     import contextlib
 
     stripe = stripe or Stripe()
-    source.check(table)
-    store = PoolStore.open(cache_dir, pool_key(source, table, seed), table)
+    store = PoolStore.open(cache_dir, pool_key(source, table, seed), table)    # the key needs no weights loaded
     if not store.missing(n_per_class, stripe.owns) and not store.damaged(n_per_class, stripe.owns):
-        return store                                                # every reuse re-checks the bytes
+        return store                         # complete (every reuse re-checks the bytes): the model never loads
+    source.check(table)
     with store.lock() if stripe.whole else contextlib.nullcontext():
         store.damaged(n_per_class, stripe.owns)
         todo = store.missing(n_per_class, stripe.owns)              # again: another writer may have filled it

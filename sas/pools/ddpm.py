@@ -20,6 +20,7 @@ import torch
 from sas.data.classes import ClassTable
 from sas.devices import resolve_device_dtype
 from sas.cache import is_local_path, weights_id
+from sas.hub import load_pretrained
 from sas.pools.base import GeneratedPool
 
 __all__ = ["DDPMSource"]
@@ -27,7 +28,8 @@ __all__ = ["DDPMSource"]
 
 @dataclass
 class DDPMSource(GeneratedPool):
-    model: str | None = None               # folder with unet/ and scheduler/ (diffusers layout)
+    model: str | None = None               # folder with unet/ and scheduler/ (diffusers layout), or a hub id
+    revision: str | None = None            # of the hub repo (None: main)
     unet_config: dict | None = None        # random init instead (tests)
     init_seed: int = 0
     num_inference_steps: int = 1000
@@ -52,7 +54,7 @@ class DDPMSource(GeneratedPool):
 
     def key_config(self) -> dict:
         dev, dt = resolve_device_dtype(self.device, self.dtype)
-        weights = ({"model": weights_id(self.model)} if self.model else
+        weights = ({"model": weights_id(self.model, self.revision)} if self.model else
                    {"unet_config": self.unet_config, "init_seed": self.init_seed})
         return {"kind": "ddpm", **weights, "num_inference_steps": self.num_inference_steps,
                 "device_type": dev.type, "dtype": str(dt)}
@@ -64,13 +66,11 @@ class DDPMSource(GeneratedPool):
                 raise ValueError("ddpm pool needs model (a trained folder), unet_config, or pool.train")
             dev, dt = resolve_device_dtype(self.device, self.dtype)
             torch.manual_seed(self.init_seed)
-            if self.model and not is_local_path(str(self.model)):           # a hub id
-                unet = UNet2DModel.from_pretrained(self.model, subfolder="unet")
-                sched = DDPMScheduler.from_pretrained(self.model, subfolder="scheduler")
-            elif self.model:
-                unet = UNet2DModel.from_pretrained(Path(self.model) / "unet")
-                sched_dir = Path(self.model) / "scheduler"
-                sched = DDPMScheduler.from_pretrained(sched_dir) if sched_dir.is_dir() else DDPMScheduler()
+            if self.model:                            # hub id (its commit) or folder: unet/ + its scheduler/
+                unet = load_pretrained(UNet2DModel, self.model, self.revision, subfolder="unet")
+                no_scheduler = is_local_path(str(self.model)) and not (Path(self.model) / "scheduler").is_dir()
+                sched = DDPMScheduler() if no_scheduler else load_pretrained(DDPMScheduler, self.model, self.revision,
+                                                                             subfolder="scheduler")
             else:
                 unet, sched = UNet2DModel(**self.unet_config), DDPMScheduler()
             unet = unet.to(dev).eval()

@@ -13,8 +13,8 @@ division by `latent_scale` (0.18215). Class ids come from the dataset's class
 table (`class_ids: imagenet`) or are the dataset labels (`class_ids: label`,
 for DiTs trained on the dataset's own classes).
 
-Weights: a diffusers DiT pipeline (hub id or local folder with transformer/ and
-vae/), a separate VAE id or folder, an original-layout checkpoint (.pt, DiT or
+Weights: a diffusers DiT pipeline (hub id at `revision`, or a local folder with
+transformer/ and vae/), a separate VAE id (at `vae_revision`) or folder, an original-layout checkpoint (.pt, DiT or
 Minimax; converted on load, see sas.generators.difffit), or random init from
 `transformer_config` / `vae_config` (tests and benchmarks). Every path is set
 to compute what the original DiT computes (timestep features, LayerNorm eps:
@@ -74,7 +74,9 @@ def guided_output(out: torch.Tensor, batch: int, scale: float, channels: int) ->
 @dataclass
 class DiTSource(GeneratedPool):
     model: str | None = "facebook/DiT-XL-2-256"     # diffusers pipeline: hub id or local folder
+    revision: str | None = None                      # of the model's hub repo (branch, tag or commit; None: main)
     vae: str | None = "stabilityai/sd-vae-ft-mse"    # hub id or folder; None: the pipeline's own vae/
+    vae_revision: str | None = None
     checkpoint: str | None = None                    # original-layout .pt (DiT or Minimax), converted on load
     transformer_config: dict | None = None           # random init instead of `model` (tests, benchmarks)
     vae_config: dict | None = None
@@ -120,9 +122,10 @@ class DiTSource(GeneratedPool):
         dev, dt = resolve_device_dtype(self.device, self.dtype)
         weights = ({"checkpoint": weights_id(self.checkpoint)} if self.checkpoint else
                    {"transformer_config": self.transformer_config, "init_seed": self.init_seed}
-                   if self.transformer_config is not None else {"model": weights_id(self.model)})
+                   if self.transformer_config is not None else {"model": weights_id(self.model, self.revision)})
         vae = ({"vae_config": self.vae_config, "init_seed": self.init_seed} if self.vae_config is not None
-               else {"vae": weights_id(self.vae or self.model)})
+               else {"vae": weights_id(self.vae, self.vae_revision)} if self.vae
+               else {"vae": weights_id(self.model, self.revision)})
         return {"kind": "dit", "dit_features": "original", **weights, **vae, "class_ids": self.class_ids,
                 "guidance_scale": self.guidance_scale, "guidance": self.guidance,
                 "num_inference_steps": self.num_inference_steps, "latent_scale": self.latent_scale,
@@ -138,8 +141,9 @@ class DiTSource(GeneratedPool):
             raise ValueError("pool needs weights: model (hub id / folder), checkpoint (.pt), transformer_config"
                              " or pool.train")
         set_tf32(self.tf32)
-        transformer = load_transformer(self.model, self.checkpoint, self.transformer_config, self.init_seed)
-        vae = load_vae(self.vae, self.vae_config, self.model, self.init_seed)
+        transformer = load_transformer(self.model, self.checkpoint, self.transformer_config, self.init_seed,
+                                       revision=self.revision)
+        vae = load_vae(self.vae, self.vae_config, self.model, self.init_seed, self.vae_revision, self.revision)
         transformer = transformer.to(dev).eval()
         vae = vae.to(dev).eval()
         net = torch.compile(transformer) if self.compile else transformer

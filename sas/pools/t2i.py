@@ -53,6 +53,7 @@ def byte_level_tokenizer(folder: Path, max_length: int = 77):
 @dataclass
 class TextToImageSource(GeneratedPool):
     model: str | None = None                   # hub id or folder of a diffusers text-to-image pipeline
+    revision: str | None = None                # of the hub repo (None: main)
     unet_config: dict | None = None            # random init instead (tests): UNet2DConditionModel config ...
     text_config: dict | None = None            # ... CLIPTextConfig fields ...
     vae_config: dict | None = None             # ... AutoencoderKL config
@@ -83,7 +84,7 @@ class TextToImageSource(GeneratedPool):
 
     def key_config(self) -> dict:
         dev, dt = self._device_dtype()
-        weights = ({"model": weights_id(self.model)} if self.model else
+        weights = ({"model": weights_id(self.model, self.revision)} if self.model else
                    {"unet_config": self.unet_config, "text_config": self.text_config, "vae_config": self.vae_config,
                     "init_seed": self.init_seed})
         return {"kind": "t2i", **weights, "template": self.template, "negative_prompt": self.negative_prompt,
@@ -102,7 +103,9 @@ class TextToImageSource(GeneratedPool):
         dev, dt = self._device_dtype()
         if self.model is not None:
             from diffusers import AutoPipelineForText2Image
-            pipe = AutoPipelineForText2Image.from_pretrained(str(self.model), torch_dtype=dt)
+
+            from sas.hub import load_pretrained
+            pipe = load_pretrained(AutoPipelineForText2Image, self.model, self.revision, torch_dtype=dt)
         else:
             pipe = self._random_pipeline()
         if self.scheduler:

@@ -32,11 +32,14 @@ class TrainedPool:
         from sas.cache import config_key
         from sas.generators.training import train_generator
 
+        from hydra.utils import instantiate
+
         t = self.train
         dataset = OmegaConf.merge(self.dataset, {"image_size": t.generator.image_size})
         what = OmegaConf.create({"generator": t.generator, "trainer": t.trainer, "dataset": dataset,
-                                 "seed": self.seed})                            # what decides the weights
-        key = config_key(OmegaConf.to_container(what, resolve=True))
+                                 "seed": self.seed})                            # what decides the weights ...
+        start = instantiate(t.generator, _convert_="all").weights()            # ... and the weights it starts from
+        key = config_key({**OmegaConf.to_container(what, resolve=True), "start": start})
         out = Path(self.paths_cfg.cache_dir) / "generators" / f"{t.generator.kind}-{key}"
         tcfg = OmegaConf.merge(what, {"callbacks": t.callbacks, "train_logger": t.get("train_logger"),
                                       "paths": self.paths_cfg, "tf32": True, "output_dir": str(out),
