@@ -31,7 +31,18 @@ def main(cfg):
         record_failure(hc.runtime.output_dir, err, cfg, choices)   # <run>/failed.json: the report marks the cell
         if hc.mode == RunMode.MULTIRUN:                  # the other jobs of the sweep go on
             return float("nan")
+        if isinstance(err, user_errors()):               # its message says what to do: no traceback
+            raise SystemExit(1) from None
         raise
+
+
+def user_errors() -> tuple:
+    """Errors that name the setting, file or weights at fault and what to do about them."""
+    from sas.config import ConfigError
+    from sas.data.images import DataError
+    from sas.hub import WeightsNotFound
+    from sas.run_folder import FolderBusy
+    return ConfigError, DataError, WeightsNotFound, FolderBusy
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ nothing heavy (weights, images) is loaded here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 __all__ = ["ConfigError", "Plan", "build_plan", "DistillConfig", "register_schema"]
 
@@ -41,16 +41,42 @@ class DistillConfig:
     job_name: Optional[str] = None            # W&B run name (default: the output folder's name)
     pictures: bool = True                     # score histograms, embedding map, selected grid (PNG + W&B)
     map_method: str = "auto"                  # embedding map: auto (t-SNE up to 250 images, else PCA) | tsne | pca
-    ddranking: bool = False                   # also DD-Ranking's HLR / IOR / DDRS for every sampler
-    ddranking_weight: float = 0.5             # w of DDRS's a = w IOR - (1 - w) HLR
+    ddranking: bool = False                   # also DD-Ranking's HLR / IOR / DDRS / LRS for every sampler
+    ddranking_weight: float = 0.5             # w of DDRS's (and LRS's) a = w IOR - (1 - w) HLR, in [0, 1]
+    ddranking_lr_search: List[float] = field(default_factory=lambda: [0.001, 0.005, 0.01, 0.05, 0.1])
+                                              # the package's learning rates for the hard-label and random runs
+    ddranking_hard_mix: bool = False          # mix the hard-label runs' batches too (the package's use_aug_for_hard)
+    ddranking_hard: Any = None                # the hard-label protocol (an eval config); null: the run's protocol
+                                              # with the package's hard-label procedure (Protocol.ddranking_hard)
+    ddranking_full: str = "train"             # acc(real, hard): train (here, cached) | cached (the package's figure)
     stop_after: Optional[str] = None          # pool | encode: only fill the shared cache (shard jobs, torchrun
                                               # ranks); null: the whole run
 
 
+MAX_NAME_BYTES = 200        # one folder name of a run folder (filesystems allow 255)
+
+
+def folder_name(overrides: str) -> str:
+    """A run folder's name from Hydra's override_dirname, each path part at most MAX_NAME_BYTES: a longer part
+    keeps its start and ends in a hash of the whole, so the same overrides always give the same folder."""
+    import hashlib
+
+    def short(part: str) -> str:
+        raw = part.encode()
+        if len(raw) <= MAX_NAME_BYTES:
+            return part
+        return raw[:MAX_NAME_BYTES - 17].decode(errors="ignore") + "," + hashlib.sha256(raw).hexdigest()[:16]
+    return "/".join(short(part) for part in str(overrides).split("/"))
+
+
 def register_schema() -> None:
-    """Make `distill_schema` known to Hydra (conf/distill.yaml lists it first in its defaults)."""
+    """Make `distill_schema` known to Hydra (conf/distill.yaml lists it first in its defaults) and the
+    `sas.folder` resolver its run folders use."""
     from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
     ConfigStore.instance().store(name="distill_schema", node=DistillConfig)
+    if not OmegaConf.has_resolver("sas.folder"):
+        OmegaConf.register_new_resolver("sas.folder", folder_name)
 
 
 register_schema()
@@ -79,7 +105,10 @@ class Plan:
     data_key: dict = field(default_factory=dict)     # the dataset config (resolved): identifies the real data
     ddranking: bool = False
     ddranking_weight: float = 0.5
-    seed: int = 0                                    # the run seed (the DD-Ranking random subset's)
+    ddranking_lr_search: tuple = ()                  # learning rates of DD-Ranking's hard-label and random runs
+    ddranking_hard: object = None                    # the hard-label protocol of HLR (None: derived from protocol)
+    ddranking_full: str = "train"                    # train | cached
+    seed: int = 0                                    # the run seed (the DD-Ranking random subsets')
     pictures: bool = True
     map_method: str = "auto"
 
@@ -154,9 +183,29 @@ def build_plan(cfg, sampler_name: str | None = None) -> Plan:
                           "torchrun ranks only fill the cache; add stop_after=pool (or encode), then run the "
                           "selection once without them")
     from omegaconf import OmegaConf
-    return Plan(samplers, protocol, data, pool, encoder, n, OmegaConf.to_container(cfg.model, resolve=True),
-                OmegaConf.to_container(cfg.eval, resolve=True), str(cfg.paths.cache_dir),
-                int(cfg.pool.get("seed", 0)), bool(cfg.get("progress", True)), shard, num_shards, stop_after,
-                OmegaConf.to_container(cfg.dataset, resolve=True), bool(cfg.get("ddranking", False)),
-                float(cfg.get("ddranking_weight", 0.5)), int(cfg.get("seed", 0)), bool(cfg.get("pictures", True)),
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    ddranking = bool(cfg.get("ddranking", False))
+    weight = cfg.get("ddranking_weight", 0.5)
+    if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0 <= weight <= 1:
+        raise ConfigError(f"ddranking_weight must be a number in [0, 1], got {weight!r}")
+    search = tuple(cfg.get("ddranking_lr_search") or ())
+    if any(not isinstance(x, (int, float)) or not 0 < x < float("inf") for x in search):
+        raise ConfigError(f"ddranking_lr_search must list positive learning rates, got {list(search)}")
+    full = cfg.get("ddranking_full", "train")
+    if full not in ("train", "cached"):
+        raise ConfigError(f"ddranking_full must be train or cached, got {full!r}")
+    hard = None
+    if ddranking:
+        from sas.evaluation.ddranking import cached_full_accuracy, model_name
+        if full == "cached":
+            try:
+                cached_full_accuracy(data.table.name, model_name(model))
+            except KeyError as err:
+                raise ConfigError(str(err.args[0])) from None
+        hard = _build(cfg.ddranking_hard, "ddranking_hard") if cfg.get("ddranking_hard") is not None else \
+            protocol.ddranking_hard(search, bool(cfg.get("ddranking_hard_mix", False)))
+    return Plan(samplers, protocol, data, pool, encoder, n, model, OmegaConf.to_container(cfg.eval, resolve=True),
+                str(cfg.paths.cache_dir), int(cfg.pool.get("seed", 0)), bool(cfg.get("progress", True)), shard,
+                num_shards, stop_after, OmegaConf.to_container(cfg.dataset, resolve=True), ddranking,
+                float(weight), search, hard, full, int(cfg.get("seed", 0)), bool(cfg.get("pictures", True)),
                 str(cfg.get("map_method", "auto")))

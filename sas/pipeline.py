@@ -130,8 +130,9 @@ def _write_selection(sel_dir: Path, name: str, rec: dict, idx: list[int], files,
         for i in range(len(files))) + "\n")
 
 
-def _evaluate_stage(plan, sel_dir: Path, table, context, tracker, protocol=None) -> dict:
-    """Evaluate the distilled set under a protocol (the run's by default); finished repeats are read back."""
+def _evaluate_stage(plan, sel_dir: Path, table, context, tracker, protocol=None, which=None, prefix: str = "") -> dict:
+    """Evaluate the distilled set under a protocol (the run's by default; `which` repeats, all by default);
+    finished repeats are read back. `prefix` keys the logged curves by what was trained."""
     from sas.cache import config_key
     from sas.data.distilled import read_distilled
     from sas.evaluation.protocol import NO_RESULT_FIELDS, evaluate
@@ -152,7 +153,7 @@ def _evaluate_stage(plan, sel_dir: Path, table, context, tracker, protocol=None)
     ipc = next(iter(plan.samplers.values())).ipc
     return evaluate(distilled, context.real_val(), model, protocol, ipc=ipc,
                     logger=tracker.lightning_logger(protocol.repeats), completed=done, on_repeat=record,
-                    context=context)
+                    context=context, which=which, metric_prefix=prefix)
 
 
 def record_failure(out, err: BaseException, cfg=None, choices: dict | None = None) -> None:
@@ -182,19 +183,21 @@ def record_failure(out, err: BaseException, cfg=None, choices: dict | None = Non
 
 
 def format_table(results: dict, scores: dict | None = None) -> str:
-    """Best / last top-1 per sampler (mean +- std over repeats), and DD-Ranking's HLR / IOR / DDRS when given."""
+    """Best / last top-1 per sampler (mean +- std over repeats), and DD-Ranking's HLR / IOR / IOR_pool (percentage
+    points), DDRS (on fractions) and LRS (the package's, on percentages) when given."""
     scores = scores or {}
     head = f"{'sampler':<16} {'best top-1 (%)':>16} {'last top-1 (%)':>16}"
-    head += f" {'HLR (%)':>14} {'IOR (%)':>14} {'DDRS':>14}" if scores else ""
+    head += (f" {'HLR (pp)':>14} {'IOR (pp)':>14} {'IOR pool (pp)':>14} {'DDRS':>14} {'LRS (package)':>16}"
+             if scores else "")
     lines = [head]
     for name, r in results.items():
         line = (f"{name:<16} {100 * r['best_top1_mean']:>9.1f} +- {100 * r['best_top1_std']:<4.1f}"
                 f" {100 * r['last_top1_mean']:>9.1f} +- {100 * r['last_top1_std']:<4.1f}")
         s = scores.get(name)
         if s:
-            line += (f" {100 * s['hlr_mean']:>7.1f} +- {100 * s['hlr_std']:<4.1f}"
-                     f" {100 * s['ior_mean']:>7.1f} +- {100 * s['ior_std']:<4.1f}"
-                     f" {s['ddrs_mean']:>7.3f} +- {s['ddrs_std']:<5.3f}")
+            line += "".join(f" {100 * s[f'{k}_mean']:>7.1f} +- {100 * s[f'{k}_std']:<4.1f}"
+                            for k in ("hlr", "ior", "ior_pool"))
+            line += f" {s['ddrs_mean']:>7.3f} +- {s['ddrs_std']:<5.3f} {s['lrs_mean']:>8.3f} +- {s['lrs_std']:<5.3f}"
         lines.append(line)
     return "\n".join(lines)
 
@@ -301,29 +304,55 @@ def _select_write_evaluate(plan, name: str, sampler, pool, sel_dir: Path, contex
     out = {"sampler": {**sampler.config(), "choice": name}, "distilled": str(sel_dir / "distilled"),
            "evaluation": result}
     if plan.ddranking:
-        out["ddranking"] = _ddranking_stage(plan, sampler, pool, sel_dir, context, tracker, result, run_dir)
+        out["ddranking"] = _ddranking_stage(plan, name, sampler, pool, sel_dir, context, tracker, result, run_dir)
     tracker.log_results("main" if name == plan.main else name, result, out.get("ddranking"))
     return out
 
 
-def _ddranking_stage(plan, sampler, pool, sel_dir: Path, context, tracker, result: dict, run_dir: Path) -> dict:
-    """HLR / IOR / DDRS of one distilled set: its hard-label evaluation, a random subset of the same pool size
-    and IPC under the run's protocol, and a full-real-data hard-label run of the same model (cached)."""
-    from sas.evaluation.ddranking import ddranking_scores
+def _ddranking_stage(plan, name: str, sampler, pool, sel_dir: Path, context, tracker, result: dict,
+                     run_dir: Path) -> dict:
+    """DD-Ranking's scores of one distilled set (sas.evaluation.ddranking), as the package computes them: its
+    hard-label runs (plan.ddranking_hard, a learning-rate search), one random subset of the real train split
+    per repeat (IPC per class, a new draw each) and a random subset of the same pool, both under the run's
+    protocol with the package's learning-rate search, and acc(real, hard) (trained here once and cached, or
+    the package's cached figure)."""
+    import torch
+
+    from sas.evaluation.ddranking import cached_full_accuracy, ddranking_scores, model_name
     from sas.evaluation.softlabel import train_on_real
+    from sas.pools.base import PoolContext
+    from sas.pools.real import RealPool
     from sas.sampling import Random
 
-    table = plan.data.table
-    hard = plan.protocol.hard_protocol()
-    syn_hard = result if hard is plan.protocol else _evaluate_stage(plan, sel_dir, table, context, tracker, hard)
-    rand_dir = run_dir / "ddranking" / f"random-ipc{sampler.ipc}-mult{sampler.pool_mult}"
-    _select_and_write(plan, "random", Random(ipc=sampler.ipc, pool_mult=sampler.pool_mult, seed=plan.seed),
-                      pool, rand_dir)
-    rand = _evaluate_stage(plan, rand_dir, table, context, tracker)
-    _, full = train_on_real(plan.model, hard, context)
+    table, protocol = plan.data.table, plan.protocol
     best = lambda r: [x["best_top1"] for x in r["repeats"]]                  # noqa: E731
-    return {**ddranking_scores(full["best_top1"], best(syn_hard), best(result), best(rand), plan.ddranking_weight),
-            "random_distilled": str(rand_dir / "distilled")}
+    syn_hard = _evaluate_stage(plan, sel_dir, table, context, tracker, plan.ddranking_hard,
+                               prefix=f"{name}/ddranking_hard/")
+    searched = protocol.replaced(lr_search=plan.ddranking_lr_search) if plan.ddranking_lr_search else protocol
+    real_files, real_labels = RealPool().paths(None, PoolContext(table, plan.data, plan.cache_dir))
+    real = (real_files, real_labels, torch.ones(len(real_files), 1), None, _class_ranks(real_labels))
+    random_real, real_dirs = [], []
+    for r in range(protocol.repeats):                                 # a new draw per repeat, seeded from it
+        rdir = run_dir / "ddranking" / f"real-random-ipc{sampler.ipc}" / f"repeat{r}"
+        _select_and_write(plan, "random", Random(ipc=sampler.ipc, pool_mult=None, seed=plan.seed * 1000003 + r),
+                          real, rdir)
+        random_real += best(_evaluate_stage(plan, rdir, table, context, tracker, searched, which=[r],
+                                            prefix=f"{name}/ddranking_random_real/"))
+        real_dirs.append(str(rdir / "distilled"))
+    pool_dir = run_dir / "ddranking" / f"random-ipc{sampler.ipc}-mult{sampler.pool_mult}"
+    _select_and_write(plan, "random", Random(ipc=sampler.ipc, pool_mult=sampler.pool_mult, seed=plan.seed), pool,
+                      pool_dir)
+    random_pool = _evaluate_stage(plan, pool_dir, table, context, tracker, searched,
+                                  prefix=f"{name}/ddranking_random_pool/")
+    if plan.ddranking_full == "cached":
+        full, source = cached_full_accuracy(table.name, model_name(plan.model))
+    else:
+        _, res = train_on_real(plan.model, protocol.hard_protocol(), context)
+        full, source = res["best_top1"], "trained here on the real train split (the run's hard-label protocol)"
+    return {**ddranking_scores(full, best(syn_hard), best(result), random_real, best(random_pool),
+                               plan.ddranking_weight),
+            "full_source": source, "random_real_distilled": real_dirs,
+            "random_pool_distilled": str(pool_dir / "distilled")}
 
 
 def _summary(cfg, plan, results: dict, n_files: int, emb_file, choices: dict, t_start: float) -> dict:

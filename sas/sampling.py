@@ -19,8 +19,9 @@ The rules (they decide results):
   mixed     margin + lam * z(static diversity) * std(margin), per class
             (population statistics; a class with all-equal diversity gets 0);
             top ipc.
-  kcenter   greedy farthest point (Euclidean, normalised rows), first centre the
-            member nearest the class mean.
+  kcenter   greedy farthest point, Euclidean on the raw features (or normalised
+            rows), first centre drawn at random per class with a seed (or the
+            member nearest the class mean).
   herding   greedily add the member that brings the selected mean closest to the
             class mean.
             (kcenter, herding: squared distances within the tie tolerance of the
@@ -290,15 +291,33 @@ class MixedScore(Sampler):
 
 @dataclass
 class KCenter(Sampler):
-    """Greedy k-center (farthest point) per class on normalised features [Sener & Savarese]."""
+    """Greedy k-center (farthest point) per class [Sener & Savarese].
 
+    features: raw (Euclidean on the features as given: Sener & Savarese's and DeepCore's k-center greedy on
+              penultimate-layer features) | normalised (on unit rows);
+    start:    random (the first centre drawn uniformly per class with `seed`, as both originals) | mean (the
+              member nearest the class mean: deterministic without a seed).
+    """
+
+    features: str = "raw"
+    start: str = "random"
+    seed: int = 0
     name: ClassVar[str] = "kcenter"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.features not in ("raw", "normalised"):
+            raise SelectionInputError(f"kcenter features must be raw or normalised, got {self.features!r}")
+        if self.start not in ("random", "mean"):
+            raise SelectionInputError(f"kcenter start must be random or mean, got {self.start!r}")
+        self.seed = check_int("seed", self.seed, minimum=-(2 ** 63))
 
     def choose(self, p):
         selected = torch.zeros(p.n, dtype=torch.bool, device=p.device)
         order = torch.sort(p.labels, stable=True).indices
+        keys = self.random_keys(p, self.seed) if self.start == "random" else None     # (N,) a random order
         for _, idx in class_blocks(order, p.counts, p.counts, p.dim):
-            f = p.unit(idx)                                                    # (B, n, d)
+            f = p.unit(idx) if self.features == "normalised" else p.x[idx]            # (B, n, d)
             rows = torch.arange(f.shape[0], device=f.device)
             sq = (f * f).sum(-1)                                            # (B, n)
 
@@ -306,7 +325,10 @@ class KCenter(Sampler):
                 return sq + (c * c).sum(-1, keepdim=True) - 2 * torch.bmm(f, c[:, :, None])[..., 0]
 
             chosen = torch.zeros_like(sq, dtype=torch.bool)
-            nxt = _first_best(sqdist(f.mean(1)), p.tol, lowest=True)        # nearest the class mean
+            if keys is None:
+                nxt = _first_best(sqdist(f.mean(1)), p.tol, lowest=True)    # nearest the class mean
+            else:
+                nxt = keys[idx].argmin(1)                                    # the class's first in a seeded order
             nearest = torch.full_like(sq, torch.inf)
             for _ in range(self.ipc):
                 chosen[rows, nxt] = True
@@ -417,9 +439,11 @@ def mixed_select(image_features, labels, text_features, ipc: int, lam: float) ->
     return MixedScore(ipc=ipc, lam=lam).select(image_features, labels, text_features, record=False).indices
 
 
-def kcenter_select(image_features, labels, ipc: int, num_classes: int | None = None) -> Tensor:
+def kcenter_select(image_features, labels, ipc: int, num_classes: int | None = None, features: str = "raw",
+                   start: str = "random", seed: int = 0) -> Tensor:
     """K-center selection -> (C*ipc,) int64 pool indices, ascending."""
-    return KCenter(ipc=ipc).select(image_features, labels, num_classes=num_classes, record=False).indices
+    return KCenter(ipc=ipc, features=features, start=start, seed=seed).select(
+        image_features, labels, num_classes=num_classes, record=False).indices
 
 
 def herding_select(image_features, labels, ipc: int, num_classes: int | None = None) -> Tensor:

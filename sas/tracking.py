@@ -76,11 +76,14 @@ def wandb_logger(mode: str = "disabled", project: str = "sas", connect_timeout: 
     back to offline with a warning when W&B is unreachable or no key is set."""
     if mode == "disabled":
         return False
+    import wandb
     from pytorch_lightning.loggers import WandbLogger
     if mode == "online":
         mode = online_or_offline(float(connect_timeout))
-    return WandbLogger(project=project, mode=mode, save_dir=None if save_dir is None else str(save_dir), name=name,
-                       job_type="train", **kwargs)
+    logger = WandbLogger(project=project, mode=mode, save_dir=None if save_dir is None else str(save_dir), name=name,
+                         job_type="train", settings=wandb.Settings(silent=True), **kwargs)   # the job prints its own
+    logger._wandb_init.pop("anonymous", None)     # Lightning always passes it; wandb warns that it has no effect
+    return logger
 
 
 def _netrc_has(base: str) -> bool:
@@ -174,9 +177,10 @@ class Tracker:
         keys = ("best_top1_mean", "best_top1_std", "last_top1_mean", "last_top1_std")
         prefix = "" if name == "main" else f"{name}/"
         self.run.summary.update({f"{prefix}{k}": result[k] for k in keys})
-        if scores:                                     # DD-Ranking: hlr / ior / ddrs mean and std
+        if scores:                                     # DD-Ranking: hlr / ior / ior_pool / ddrs / lrs
             self.run.summary.update({f"{prefix}ddranking/{k}_{s}": scores[f"{k}_{s}"]
-                                     for k in ("hlr", "ior", "ddrs") for s in ("mean", "std")})
+                                     for k in ("hlr", "ior", "ior_pool", "ddrs", "lrs") for s in ("mean", "std")
+                                     if f"{k}_{s}" in scores})
 
     def finish(self) -> None:
         if self.run is not None:

@@ -94,7 +94,11 @@ def dit_transformer(real_size: bool = False, seed: int = 0, **overrides):
     config = {**DIT_XL_CONFIG, **({} if real_size else DIT_TINY), **overrides}
     takes = set(inspect.signature(DiTTransformer2DModel.__init__).parameters)
     torch.manual_seed(seed)
-    return config, DiTTransformer2DModel(**{k: v for k, v in config.items() if k in takes})
+    model = DiTTransformer2DModel(**{k: v for k, v in config.items() if k in takes})
+    shared = model.transformer_blocks[0].norm1.emb.state_dict()     # the published weights hold one embedder
+    for block in model.transformer_blocks[1:]:                      # (the original's) copied into every block
+        block.norm1.emb.load_state_dict(shared)
+    return config, model
 
 
 def vae_model(real_size: bool = False, seed: int = 0):
@@ -254,3 +258,36 @@ def accept_cifar10_md5s(monkeypatch, md5s: dict) -> None:
     monkeypatch.setattr(CIFAR10, "train_list", [[n, md5s[n]] for n, _ in CIFAR10.train_list])
     monkeypatch.setattr(CIFAR10, "test_list", [[n, md5s[n]] for n, _ in CIFAR10.test_list])
     monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5s[CIFAR10.meta["filename"]]})
+
+
+DDPM_RELEASE_REPO = "Ketansomewhere/cifar10_conditional_diffusion1"
+
+
+def ddpm_release(hf_home, real_size: bool = False, seed: int = 0) -> Path:
+    """The CIFAR-10 weights the authors of the paper's [20] released, as train_conditional.py saves its pipeline:
+    model_index.json, unet/ (the script's UNet2DModel, class_embed_type timestep, 10 classes), scheduler/
+    (DDPMScheduler, squaredcos_cap_v2, x0 prediction). Tiny widths unless real_size."""
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    unet_config = {"sample_size": 32, "in_channels": 3, "out_channels": 3, "layers_per_block": 2,
+                   "block_out_channels": [128, 128, 256, 256, 512, 512],
+                   "down_block_types": ["DownBlock2D"] * 4 + ["AttnDownBlock2D", "DownBlock2D"],
+                   "up_block_types": ["UpBlock2D", "AttnUpBlock2D"] + ["UpBlock2D"] * 4,
+                   "class_embed_type": "timestep", "num_class_embeds": 10}
+    if not real_size:
+        unet_config.update(layers_per_block=1, block_out_channels=[8, 8, 16, 16, 16, 16],
+                           norm_num_groups=4, attention_head_dim=4)
+    torch.manual_seed(seed)
+    unet = UNet2DModel(**unet_config)
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="sample")
+    files = {"model_index.json": _json({"_class_name": "DDPMPipelinenew", "_diffusers_version": "0.29.0.dev0",
+                                        "scheduler": ["diffusers", "DDPMScheduler"],
+                                        "unet": ["diffusers", "UNet2DModel"]}),
+             "unet/config.json": _json({"_class_name": "UNet2DModel", "_diffusers_version": "0.29.0.dev0",
+                                        **dict(unet.config)}),
+             "unet/diffusion_pytorch_model.safetensors": safetensors_bytes(unet.state_dict()),
+             "scheduler/scheduler_config.json": _json({"_class_name": "DDPMScheduler",
+                                                       "_diffusers_version": "0.29.0.dev0",
+                                                       **{k: v for k, v in dict(scheduler.config).items()
+                                                          if not k.startswith("_")}})}
+    return hf_repo(hf_home, DDPM_RELEASE_REPO, files)

@@ -85,13 +85,21 @@ def mixed(feats, labels, text, ipc, lam):
     return top(labels, score, ipc)
 
 
-def kcenter(feats, labels, ipc):
-    v, labels = unit(feats), np.asarray(labels)
+def kcenter(feats, labels, ipc, features="normalised", start="mean", seed=0):
+    """Greedy k-center per class: the first centre (nearest the class mean, or the class member that comes first
+    in torch.randperm(N) seeded with `seed`), then repeatedly the member farthest from its nearest centre
+    (squared Euclidean distance on unit rows, or on the rows as given); ties to the lower index."""
+    import torch
+    v, labels = (unit(feats) if features == "normalised" else np.asarray(feats, dtype=np.float64)), np.asarray(labels)
+    perm = torch.randperm(len(v), generator=torch.Generator().manual_seed(seed)).numpy()
     out = []
     for c in range(int(labels.max()) + 1):
         members = [i for i in range(len(v)) if labels[i] == c]
-        mean = v[members].mean(0)
-        first = min(members, key=lambda i: (np.sum((v[i] - mean) ** 2), i))
+        if start == "mean":
+            mean = v[members].mean(0)
+            first = min(members, key=lambda i: (np.sum((v[i] - mean) ** 2), i))
+        else:
+            first = min(members, key=lambda i: perm[i])
         chosen = [first]
         while len(chosen) < ipc:
             rest = [i for i in members if i not in chosen]

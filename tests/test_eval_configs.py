@@ -6,6 +6,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+import sas.config  # noqa: F401  (the distill config schema)
 from sas.data.real import RealData
 from sas.evaluation.protocol import Protocol
 from sas.models import build_model, count_parameters
@@ -61,3 +62,24 @@ def test_dataset_configs(name, tmp_path):
         assert len(data.load("val")) == 540
     elif name != "cifar10":
         assert data.layout == "imagenet" and data.root == f"{tmp_path}/imagenet"
+
+
+def test_ddranking_presets_are_the_packages_evaluation():
+    import math
+    soft = instantiate(cfg("+eval=ddranking_soft").eval)
+    assert (soft.lr, soft.weight_decay, soft.decay_on, soft.schedule, soft.epochs) == (1e-3, 0.01, "all", "cosine", 300)
+    assert soft.batch_size_for(10, 10) == 256 and soft.augment == "rrc" and tuple(soft.crop_scale) == (0.08, 1.0)
+    assert soft.eval_every(300) == 20 and soft.repeats == 5 and soft.repeat_seeds == (0, 1, 42, 1234, 3407)
+    assert [soft.repeat_seed(r) for r in range(5)] == [0, 1, 42, 1234, 3407]
+    from sas.evaluation.softlabel import schedule_factor
+    assert schedule_factor("cosine", 150, 300) == 0.5 and schedule_factor("cosine", 300, 300) == 0.0     # to 0
+    assert math.isclose(schedule_factor("rded_cosine", 300, 300), 0.5)                                    # RDED's
+    hard = instantiate(cfg("+eval=ddranking_hard").eval)
+    assert (hard.loss, hard.mix, hard.lr_search) == ("hard_ce", "none", (0.001, 0.005, 0.01, 0.05, 0.1))
+    assert (hard.schedule, hard.epochs, hard.decay_on) == (soft.schedule, soft.epochs, soft.decay_on)
+
+
+def test_imagenet1k_preset_runs_rdeds_float32():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        c = compose("distill", overrides=["experiment=imagenet1k"])
+    assert c.eval.precision == "32-true" and not c.eval.channels_last and c.ddranking_full == "cached"

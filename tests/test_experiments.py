@@ -206,7 +206,8 @@ def full_run(root, name, sampler, ipc, best, model="convnet_tiny", ratio=None, s
 def test_comparison_table_of_any_runs(tmp_path):
     from sas.report.compare import collect_entries, comparison, render_markdown, write_csv
     full_run(tmp_path, "a", "sas", 2, {"sas": [0.80, 0.84], "random": [0.70, 0.72]}, ratio=0.5,
-             scores={"sas": {"hlr": [0.1, 0.1], "ior": [0.10, 0.12], "ddrs": [0.5, 0.6]}})
+             scores={"sas": {"hlr": [0.1, 0.1], "ior": [0.10, 0.12], "ior_pool": [0.02, 0.04], "ddrs": [0.5, 0.6],
+                             "lrs": [-0.1, -0.2]}})
     full_run(tmp_path, "b", "sas", 2, {"sas": [0.90, 0.90]}, ratio=1.0)
     full_run(tmp_path, "c", "sas", 5, {"sas": [0.60, 0.60], "random": [0.65, 0.65]}, ratio=0.5)
     (tmp_path / "d").mkdir()
@@ -215,15 +216,16 @@ def test_comparison_table_of_any_runs(tmp_path):
     table = comparison(entries, skipped)
     assert table["keys"] == ["sampler.ipc", "sampler.candidate_ratio"]     # what varies, sampler aside
     text = render_markdown(table)
-    assert text.splitlines()[2] == ("| ipc | candidate_ratio | sas best | sas last | sas HLR | sas IOR | sas DDRS | "
-                                    "sas n | random best | random last | random HLR | random IOR | random DDRS | "
-                                    "random n |")
+    assert text.splitlines()[2] == (
+        "| ipc | candidate_ratio | sas best (%) | sas last (%) | sas HLR (pp) | sas IOR (pp) | sas IOR pool (pp) | "
+        "sas DDRS | sas LRS | sas n | random best (%) | random last (%) | random HLR (pp) | random IOR (pp) | "
+        "random IOR pool (pp) | random DDRS | random LRS | random n |")
     rows = [line for line in text.splitlines() if line.startswith("| 2 ") or line.startswith("| 5 ")]
     assert rows == [
-        "| 2 | 0.5 | **82.0 ± 2.0** | 81.0 ± 2.0 | 10.0 ± 0.0 | 11.0 ± 1.0 | 0.550 ± 0.050 | 1 | 71.0 ± 1.0 "
-        "| 70.0 ± 1.0 |  |  |  | 1 |",
-        "| 2 | 1.0 | **90.0 ± 0.0** | 89.0 ± 0.0 |  |  |  | 1 | 71.0 ± 1.0 | 70.0 ± 1.0 |  |  |  | 1 |",
-        "| 5 | 0.5 | 60.0 ± 0.0 | 59.0 ± 0.0 |  |  |  | 1 | **65.0 ± 0.0** | 64.0 ± 0.0 |  |  |  | 1 |"]
+        "| 2 | 0.5 | **82.0 ± 2.0** | 81.0 ± 2.0 | 10.0 ± 0.0 | 11.0 ± 1.0 | 3.0 ± 1.0 | 0.550 ± 0.050 | "
+        "-0.150 ± 0.050 | 1 | 71.0 ± 1.0 | 70.0 ± 1.0 |  |  |  |  |  | 1 |",
+        "| 2 | 1.0 | **90.0 ± 0.0** | 89.0 ± 0.0 |  |  |  |  |  | 1 | 71.0 ± 1.0 | 70.0 ± 1.0 |  |  |  |  |  | 1 |",
+        "| 5 | 0.5 | 60.0 ± 0.0 | 59.0 ± 0.0 |  |  |  |  |  | 1 | **65.0 ± 0.0** | 64.0 ± 0.0 |  |  |  |  |  | 1 |"]
     assert "d: failed" in text.splitlines()[-1]
     write_csv(table, tmp_path / "c.csv")
     lines = (tmp_path / "c.csv").read_text().splitlines()

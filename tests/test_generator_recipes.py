@@ -99,10 +99,18 @@ def test_ddpm_recipe_values_and_trainer():
                     "train_logger=none")
     g = cfg.generator
     assert (g.beta_schedule, g.prediction_type, g.num_train_timesteps) == ("squaredcos_cap_v2", "sample", 1000)
-    assert list(g.adam_betas) == [0.95, 0.999] and g.weight_decay == 1e-6 and g.warmup_steps == 500
-    assert g.lr_schedule == "cosine" and g.grad_clip_norm == 1.0 and g.unet.class_embed_type is None
+    assert list(g.adam_betas) == [0.95, 0.999] and g.weight_decay == 1e-6 and g.lr == 1e-4
+    assert g.lr_schedule == "cosine" and g.grad_clip_norm == 1.0
+    # [20]'s train_conditional.py: six levels, attention at the fifth down / second up level, the label through
+    # the timestep embedding, no flips; its README's command: batch 64 x accumulation 4, 2000 epochs, warm-up 1000
+    # (x accumulation in scheduler steps)
+    assert list(g.unet.block_out_channels) == [128, 128, 256, 256, 512, 512] and g.unet.layers_per_block == 2
+    assert [i for i, b in enumerate(g.unet.down_block_types) if b.startswith("Attn")] == [4]
+    assert [i for i, b in enumerate(g.unet.up_block_types) if b.startswith("Attn")] == [1]
+    assert g.unet.class_embed_type == "timestep" and not g.random_flip
+    assert (g.batch_size, g.grad_accumulation, g.epochs, g.warmup_steps, g.schedule_horizon) == (64, 4, 2000, 4000, 4.0)
     trainer = build_trainer(cfg, instantiate(g, _convert_="all").callbacks())
-    assert trainer.gradient_clip_val == 1.0 and trainer.accumulate_grad_batches == 1
+    assert trainer.gradient_clip_val == 1.0 and trainer.accumulate_grad_batches == 4
     ema = [c for c in trainer.callbacks if isinstance(c, EMA)][0]
     assert not ema.from_start and ema.warmup_inv_gamma == 1.0 and ema.warmup_power == 0.75
 
@@ -144,6 +152,41 @@ def test_ddpm_lr_warms_up_then_follows_a_cosine(tmp_path):
     assert lrs[0] == 0 and math.isclose(lrs[5], 5e-4) and math.isclose(lrs[10], 1e-3)
     assert math.isclose(lrs[60], 1e-3 * 0.5 * (1 + math.cos(math.pi * 50 / 100)), rel_tol=1e-6)
     assert lrs[109] < 1e-6
+    # [20] on one GPU with accumulation 4: the cosine spans 4x the updates it takes (schedule_horizon 4)
+    module = DDPMModule(tiny_unet(), lr=1e-3, warmup_steps=10, lr_schedule="cosine", schedule_horizon=4.0)
+    module.trainer = module._trainer = SimpleNamespace(estimated_stepping_batches=110)
+    conf = module.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    for _ in range(109):
+        opt.step()
+        sched.step()
+    assert math.isclose(opt.param_groups[0]["lr"], 1e-3 * 0.5 * (1 + math.cos(math.pi * 99 / 430)), rel_tol=1e-6)
+
+
+def test_pool_ddpm_draws_from_the_released_weights_with_their_scheduler(hf_home, fresh_hub, tmp_path):
+    from hydra.utils import instantiate
+
+    import sas.config  # noqa: F401  (the distill config schema)
+    from published import DDPM_RELEASE_REPO, ddpm_release
+    from sas.data.classes import get_class_table
+    from sas.pools.base import generate_pool
+    snapshot = ddpm_release(hf_home)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("distill", overrides=["pool=ddpm", "dataset=cifar10", "pool.source.num_inference_steps=3",
+                                            "pool.source.batch=10"])
+    src = instantiate(cfg.pool.source)
+    assert src.model == DDPM_RELEASE_REPO
+    store = generate_pool(src, get_class_table("cifar10"), 1, 0, tmp_path, progress=False)
+    unet, sched, _, _ = src._load()
+    assert sched.config.prediction_type == "sample" and sched.config.beta_schedule == "squaredcos_cap_v2"
+    assert unet.config.class_embed_type == "timestep" and len(store.paths(1)[0]) == 10
+    assert src.key_config()["model"] == {"hub": DDPM_RELEASE_REPO, "commit": snapshot.name}
+
+
+def test_minimax_lengths_by_dataset():
+    assert train_cfg("generator=minimax").generator.max_steps == 12000            # the released subsets' checkpoint
+    g = train_cfg("generator=minimax_imagenet1k", "dataset=imagenet1k").generator
+    assert (g.max_steps, g.epochs, g.batch_size) == (-1, 1, 8)                    # ours: one pass (none published)
 
 
 def test_sample_prediction_ddpm_trains_and_its_pool_samples(tmp_path):

@@ -32,7 +32,7 @@ def run_all(feats, labels, text, ipc, seed=0):
         "sas": sas_select(feats, labels, text, ipc),
         "sas_r": sas_select(feats, labels, text, ipc, candidate_ratio=0.8),
         "mixed": mixed_select(feats, labels, text, ipc, 0.1),
-        "kcenter": kcenter_select(feats, labels, ipc),
+        "kcenter": kcenter_select(feats, labels, ipc, features="normalised", start="mean"),   # scale-free
         "herding": herding_select(feats, labels, ipc),
         "random": random_select(labels, ipc, seed),
         "abl_div": ablation_select(feats, labels, text, ipc, False, False, True, seed=seed),

@@ -334,3 +334,20 @@ def test_distill_with_the_presets_ids_over_published_artifacts(dit_hub, openai_c
     res = json.loads((tmp_path / "run" / "results.json").read_text())
     assert res["pool_files"] == 20 and len(res["samplers"]["sas"]["evaluation"]["repeats"]) == 1
     assert "ImageNet layout" in res["samplers"]["sas"]["evaluation"]["val_source"]
+
+
+def test_real_pools_of_mixed_sizes_log_to_wandb_without_warnings(tmp_path):
+    from omegaconf import OmegaConf
+
+    from sas.tracking import THUMBNAIL, Tracker
+    files = png_files(tmp_path / "a", n=2, size=40) + png_files(tmp_path / "b", n=2, size=64)   # real photos vary
+    cfg = OmegaConf.create({"name": "t", "dataset": {"name": "imagewoof"}, "sampler": {"ipc": 1, "pool_mult": 2}})
+    tracker = Tracker(cfg, tmp_path / "run", {"sampler": "sas"}, mode="offline")
+    try:
+        with no_warnings():
+            tracker.log_selection("sas", {"margin": [0.1, 0.2, 0.3, 0.4]}, [0, 3], files, [0, 0, 1, 1], WOOF)
+    finally:
+        tracker.finish()
+    from PIL import Image
+    logged = sorted((tmp_path / "run").rglob("media/images/sas/selected*.png"))
+    assert len(logged) == 2 and {Image.open(p).size for p in logged} == {(THUMBNAIL, THUMBNAIL)}

@@ -153,7 +153,7 @@ def test_kcenter_hand_case():
     # class at 0, 10, 20, 90, -90: the mean points near 10 (first centre, idx1); farthest from it is -90
     # (100 away); then 90 (80 from 10, 180 from -90) beats 0 and 20 (10 away).
     feats = on_circle(0, 10, 20, 90, -90)
-    assert kcenter_select(feats, torch.zeros(5, dtype=torch.long), ipc=3).tolist() == [1, 3, 4]
+    assert kcenter_select(feats, torch.zeros(5, dtype=torch.long), ipc=3, start="mean").tolist() == [1, 3, 4]
 
 
 def test_kcenter_ties_go_to_the_lower_index():
@@ -162,9 +162,22 @@ def test_kcenter_ties_go_to_the_lower_index():
     up = on_circle(20)
     feats = torch.cat([up, up * torch.tensor([1.0, -1.0], dtype=torch.float64), on_circle(0, 0)])
     labels = torch.zeros(4, dtype=torch.long)
-    assert kcenter_select(feats, labels, ipc=1).tolist() == [2]
-    assert kcenter_select(feats, labels, ipc=2).tolist() == [0, 2]
-    assert kcenter_select(feats, labels, ipc=3).tolist() == [0, 1, 2]
+    assert kcenter_select(feats, labels, ipc=1, start="mean").tolist() == [2]
+    assert kcenter_select(feats, labels, ipc=2, start="mean").tolist() == [0, 2]
+    assert kcenter_select(feats, labels, ipc=3, start="mean").tolist() == [0, 1, 2]
+
+
+def test_kcenter_raw_features_keep_their_lengths_and_the_random_start_is_seeded():
+    # on the x axis at 1, 2 and 10 (one class): normalised rows all sit at (1, 0), raw ones do not
+    feats = torch.tensor([[1.0, 0.0], [2.0, 0.0], [10.0, 0.0]], dtype=torch.float64)
+    labels = torch.zeros(3, dtype=torch.long)
+    assert kcenter_select(feats, labels, 2, features="raw", start="mean").tolist() == [1, 2]   # mean 4.3: 2, then 10
+    assert kcenter_select(feats, labels, 2, features="normalised", start="mean").tolist() == [0, 1]   # all tied
+    firsts = {kcenter_select(feats, labels, 1, seed=s).item() for s in range(20)}      # raw, random: the defaults
+    assert firsts == {0, 1, 2}                                                         # each member can start
+    assert kcenter_select(feats, labels, 1, seed=3).item() == kcenter_select(feats, labels, 1, seed=3).item()
+    with pytest.raises(ValueError, match="kcenter features must be raw or normalised"):
+        kcenter_select(feats, labels, 1, features="unit")
 
 
 def test_herding_hand_case():
@@ -184,7 +197,11 @@ def test_herding_ties_go_to_the_lower_index():
 @pytest.mark.parametrize("seed", range(4))
 def test_kcenter_and_herding_match_reference(seed):
     feats, labels, _ = clustered(seed, classes=3, per_class=9)
-    assert kcenter_select(feats, labels, 4).tolist() == R.kcenter(feats.numpy(), labels.numpy(), 4)
+    feats = feats * torch.linspace(0.5, 2.0, len(feats), dtype=feats.dtype)[:, None]    # rows of other lengths
+    for features in ("raw", "normalised"):
+        for start in ("random", "mean"):
+            assert kcenter_select(feats, labels, 4, features=features, start=start, seed=seed).tolist() == \
+                R.kcenter(feats.numpy(), labels.numpy(), 4, features, start, seed), (features, start)
     assert herding_select(feats, labels, 4).tolist() == R.herding(feats.numpy(), labels.numpy(), 4)
 
 
@@ -276,8 +293,8 @@ def test_kcenter_and_herding_exact_ties_by_construction_go_to_the_lower_index(dt
     feats = torch.nn.functional.normalize(torch.randn(2 * C, 16, generator=g, dtype=torch.float64), dim=1).to(dtype)
     labels = torch.arange(C).repeat_interleave(2)
     first = torch.arange(C) * 2                                     # the lower pool index of each pair
-    assert kcenter_select(feats, labels, ipc=1).tolist() == first.tolist()
+    assert kcenter_select(feats, labels, ipc=1, start="mean").tolist() == first.tolist()
     assert herding_select(feats, labels, ipc=1).tolist() == first.tolist()
     # a mirrored triple: the two outer points are equidistant from the centre one picked first
     trip = torch.tensor([[1.0, 0.3, 0.0], [1.0, 0.0, 0.0], [1.0, -0.3, 0.0]], dtype=dtype)
-    assert kcenter_select(trip, torch.zeros(3, dtype=torch.long), ipc=2).tolist() == [0, 1]
+    assert kcenter_select(trip, torch.zeros(3, dtype=torch.long), ipc=2, start="mean").tolist() == [0, 1]

@@ -70,6 +70,12 @@ class Protocol:
     tf32: bool = True                               # TF32 matmuls / convolutions in float32 on CUDA
     cudnn_benchmark: bool = True                    # IDC's train.py sets cudnn.benchmark (fixed shapes)
     progress: bool = True                           # one bar per training run (sas.console.training_bar)
+    lr_search: tuple | None = None                  # learning rates to try in each repeat, keeping the best run
+                                                    # (DD-Ranking's hard-label and random-subset runs); None: lr
+    repeat_seeds: tuple | None = None               # the seed of each repeat (DD-Ranking: 0, 1, 42, 1234, 3407);
+                                                    # None: seed + repeat
+    eval_interval: int | None = None                # epochs between evaluations (DD-Ranking: 20); None: by
+                                                    # `evaluations`
 
     AUGMENTS = ("idc", "dsa", "none")
 
@@ -89,6 +95,16 @@ class Protocol:
             raise ValueError(f"eval.epochs must be >= 1 or null, got {self.epochs}")
         if not 0 <= self.cutmix_prob <= 1:
             raise ValueError(f"eval.cutmix_prob must be in [0, 1], got {self.cutmix_prob}")
+        if self.repeat_seeds is not None:
+            self.repeat_seeds = tuple(int(x) for x in self.repeat_seeds)
+            if len(self.repeat_seeds) < self.repeats:
+                raise ValueError(f"eval.repeat_seeds has {len(self.repeat_seeds)} seeds for {self.repeats} repeats")
+        if self.eval_interval is not None and self.eval_interval < 1:
+            raise ValueError(f"eval.eval_interval must be >= 1 or null, got {self.eval_interval}")
+        if self.lr_search is not None:
+            self.lr_search = tuple(float(x) for x in self.lr_search)
+            if not self.lr_search or any(not 0 < x < math.inf for x in self.lr_search):
+                raise ValueError(f"eval.lr_search must be null or positive learning rates, got {self.lr_search}")
 
     def epochs_for(self, ipc: int | None, num_classes: int | None = None) -> int:
         """The protocol's epochs: explicit, else IDC's rule by IPC (and by class count, see the fields)."""
@@ -118,7 +134,25 @@ class Protocol:
         return None
 
     def eval_every(self, epochs: int) -> int:
-        return max(1, epochs // self.evaluations)
+        return self.eval_interval or max(1, epochs // self.evaluations)
+
+    def replaced(self, **changes) -> "Protocol":
+        """A copy with these settings changed that keeps what was loaded (the soft-label teacher)."""
+        from dataclasses import replace
+        new = replace(self, **changes)
+        for f in fields(self):
+            if not f.init:
+                setattr(new, f.name, getattr(self, f.name))
+        return new
+
+    def repeat_seed(self, repeat: int) -> int:
+        return self.repeat_seeds[repeat] if self.repeat_seeds else self.seed + repeat
+
+    def ddranking_hard(self, lr_search, mix: bool = False) -> "Protocol":
+        """DD-Ranking's hard-label runs of this protocol (metrics/soft_label.py, _compute_hard_label_metrics):
+        the same optimiser, schedule, epochs and per-image augmentation, cross-entropy on the labels, the batch
+        not mixed unless `mix` (use_aug_for_hard), the best of a learning-rate search."""
+        return self.replaced(cutmix_prob=self.cutmix_prob if mix else 0.0, lr_search=tuple(lr_search))
 
     def config(self) -> dict:
         """The settings (JSON-ready), without loaded state such as a teacher network."""
@@ -176,13 +210,25 @@ def summarize(repeats: list[dict]) -> dict:
 
 
 def run_repeat(train: ImageSet, val: ImageSet, model: dict, protocol: Protocol, epochs: int, repeat: int,
-               logger=None, ipc: int | None = None) -> dict:
-    """One training run from scratch -> {repeat, seed, best_top1, last_top1, best_epoch, curve}."""
-    seed = protocol.seed + repeat
-    _, module = fit(train, val, model, protocol, epochs, seed, logger, protocol.batch_size_for(ipc, train.num_classes),
-                    metric_prefix=f"repeat{repeat}/")
-    return {"repeat": repeat, "seed": seed, "best_top1": module.best_top1, "last_top1": module.last_top1,
-            "best_epoch": module.best_epoch, "curve": [list(p) for p in module.curve]}
+               logger=None, ipc: int | None = None, metric_prefix: str = "") -> dict:
+    """One training run from scratch -> {repeat, seed, best_top1, last_top1, best_epoch, curve}. With
+    protocol.lr_search, one run per learning rate from the same seed; the best (best top-1, ties to the first
+    rate) is the repeat's result, every rate's figures under "lr_search" (as DD-Ranking's hyper_param_search)."""
+    seed = protocol.repeat_seed(repeat)
+    rates = protocol.lr_search or (None,)
+    runs = []
+    for lr in rates:
+        p = protocol if lr is None else protocol.replaced(lr=lr, lr_search=None)
+        tag = f"{metric_prefix}repeat{repeat}/" + ("" if lr is None else f"lr{lr:g}/")
+        _, module = fit(train, val, model, p, epochs, seed, logger, p.batch_size_for(ipc, train.num_classes),
+                        metric_prefix=tag)
+        runs.append({"repeat": repeat, "seed": seed, "best_top1": module.best_top1, "last_top1": module.last_top1,
+                     "best_epoch": module.best_epoch, "curve": [list(c) for c in module.curve],
+                     **({} if lr is None else {"lr": lr})})
+    best = max(runs, key=lambda r: r["best_top1"])              # max keeps the first of equal values
+    if protocol.lr_search:
+        best = {**best, "lr_search": [{k: r[k] for k in ("lr", "best_top1", "last_top1")} for r in runs]}
+    return best
 
 
 def fit(train, val, model: dict, protocol: Protocol, epochs: int, seed: int, logger=None,
@@ -224,17 +270,20 @@ def fit(train, val, model: dict, protocol: Protocol, epochs: int, seed: int, log
 
 def evaluate(train: ImageSet, val: ImageSet, model: dict, protocol: Protocol, ipc: int | None = None,
              logger=None, completed: list[dict] | None = None,
-             on_repeat: Callable[[dict], None] | None = None, context: EvalContext | None = None) -> dict:
-    """Run protocol.repeats trainings (skipping those in `completed`) -> result dict (JSON-ready)."""
+             on_repeat: Callable[[dict], None] | None = None, context: EvalContext | None = None,
+             which: list[int] | None = None, metric_prefix: str = "") -> dict:
+    """Run protocol.repeats trainings (or the repeats `which` names; skipping those in `completed`) -> result dict
+    (JSON-ready). metric_prefix keys the logged curves by what was trained."""
     if len(train) == 0:
         raise ValueError(f"empty training set: {train.source}")
     epochs = protocol.epochs_for(ipc, train.num_classes)
     done = {int(r["repeat"]): r for r in (completed or [])}
-    if len(done) < protocol.repeats:
+    which = list(range(protocol.repeats)) if which is None else list(which)
+    if any(r not in done for r in which):
         protocol.prepare(context or EvalContext(real_val=lambda: val))
     repeats = []
-    for r in range(protocol.repeats):
-        rec = done.get(r) or run_repeat(train, val, model, protocol, epochs, r, logger, ipc)
+    for r in which:
+        rec = done.get(r) or run_repeat(train, val, model, protocol, epochs, r, logger, ipc, metric_prefix)
         if r not in done and on_repeat is not None:
             on_repeat(rec)
         repeats.append(rec)

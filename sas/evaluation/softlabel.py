@@ -42,8 +42,9 @@ from sas.evaluation.protocol import EvalContext, Protocol
 
 __all__ = ["SoftLabelProtocol", "SoftLabelClassifier", "soft_loss", "rded_cosine", "weight_decay_groups"]
 
-LOSSES = ("kl", "soft_ce")
-SCHEDULES = ("rded_cosine", "linear", "constant")
+LOSSES = ("kl", "soft_ce", "hard_ce")
+SCHEDULES = ("rded_cosine", "cosine", "linear", "constant")
+DECAY = ("weights", "all")
 
 
 def soft_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
@@ -61,8 +62,24 @@ def rded_cosine(epoch: int, epochs: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * epoch / epochs / 2)) if epoch <= epochs else 0.0
 
 
-def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Decay on weight matrices / kernels only (names with 'weight', more than one dim), as RDED's get_parameters."""
+def schedule_factor(schedule: str, epoch: int, epochs: int) -> float:
+    """The per-epoch learning-rate factor: rded_cosine (RDED's quarter cosine, ends at 0.5), cosine (torch's
+    CosineAnnealingLR with T_max = epochs, DD-Ranking's 'cosine': 0.5 (1 + cos(pi e / E)), ends at 0), linear,
+    constant."""
+    if schedule == "rded_cosine":
+        return rded_cosine(epoch, epochs)
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+    if schedule == "linear":
+        return max(0.0, 1.0 - epoch / epochs)
+    return 1.0
+
+
+def weight_decay_groups(model: nn.Module, weight_decay: float, on: str = "weights") -> list[dict]:
+    """Decay on weight matrices / kernels only (names with 'weight', more than one dim), as RDED's get_parameters;
+    on="all": every parameter (DD-Ranking's get_optimizer passes model.parameters())."""
+    if on == "all":
+        return [{"params": list(model.parameters()), "weight_decay": weight_decay}]
     decay, plain = [], []
     for name, p in model.named_parameters():
         (decay if "weight" in name and p.dim() > 1 else plain).append(p)
@@ -72,50 +89,54 @@ def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 class SoftLabelClassifier(Classifier):
     """The student of the soft-label protocol; validation, curve and logging are the IDC Classifier's."""
 
-    def __init__(self, model: nn.Module, teacher: nn.Module, epochs: int, lr: float = 1e-3,
+    def __init__(self, model: nn.Module, teacher: nn.Module | None, epochs: int, lr: float = 1e-3,
                  weight_decay: float = 0.01, betas=(0.9, 0.999), temperature: float = 20.0, loss: str = "kl",
                  schedule: str = "rded_cosine", mix: str = "cutmix", cutmix_beta: float = 1.0,
                  cutmix_prob: float = 1.0, mixup_alpha: float = 0.8, seed: int = 0, channels_last: bool = False,
-                 metric_prefix: str = "", eval_from_epoch: int = 0):
+                 metric_prefix: str = "", eval_from_epoch: int = 0, decay_on: str = "weights"):
         super().__init__(model, epochs=epochs, lr=lr, weight_decay=weight_decay, cutmix_beta=cutmix_beta,
                          cutmix_prob=cutmix_prob, seed=seed, channels_last=channels_last,
                          metric_prefix=metric_prefix, eval_from_epoch=eval_from_epoch)
-        self.teacher = teacher.eval().requires_grad_(False)
+        self.teacher = None if teacher is None else teacher.eval().requires_grad_(False)   # None: hard labels
 
     def train(self, mode: bool = True):
         super().train(mode)
-        self.teacher.eval()                           # Lightning switches the whole module each epoch
+        if self.teacher is not None:
+            self.teacher.eval()                       # Lightning switches the whole module each epoch
         return self
 
-    def _mix(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _mix(self, x: torch.Tensor, y: torch.Tensor):
+        """The mixed batch, the two label sets it holds and the first one's share."""
         from sas.data.augment import cutmix
         h = self.hparams
         if h.mix == "cutmix":
-            return cutmix(x, y, h.cutmix_beta, h.cutmix_prob, self._rng, self._gen)[0]
+            return cutmix(x, y, h.cutmix_beta, h.cutmix_prob, self._rng, self._gen)
         if h.mix == "mixup":
             lam = float(self._rng.beta(h.mixup_alpha, h.mixup_alpha))
             perm = torch.randperm(x.shape[0], generator=self._gen, device=x.device)
-            return lam * x + (1 - lam) * x[perm]
-        return x
+            return lam * x + (1 - lam) * x[perm], y, y[perm], lam
+        return x, y, y, 1.0
 
     def training_step(self, batch, batch_idx):
         x, y = batch                                                        # (B, 3, S, S), (B,)
         if self._gen is None or self._gen.device != x.device:
             self._gen = torch.Generator(device=x.device).manual_seed(self.hparams.seed * 7919 + 7)
-        x = self._mix(x, y)
-        with torch.no_grad():
-            teacher_logits = self.teacher(x)                                # (B, C)
-        loss = soft_loss(self(x), teacher_logits, self.hparams.temperature, self.hparams.loss)
+        x, y_a, y_b, lam = self._mix(x, y)
+        if self.hparams.loss == "hard_ce":                                  # the labels, mixed as the images
+            logits = self(x)
+            loss = lam * F.cross_entropy(logits, y_a) + (1 - lam) * F.cross_entropy(logits, y_b)
+        else:
+            with torch.no_grad():
+                teacher_logits = self.teacher(x)                            # (B, C)
+            loss = soft_loss(self(x), teacher_logits, self.hparams.temperature, self.hparams.loss)
         self.train_loss.update(loss.detach())
         return loss
 
     def configure_optimizers(self):
         h = self.hparams
-        opt = torch.optim.AdamW(weight_decay_groups(self.model, h.weight_decay), lr=h.lr, betas=tuple(h.betas))
-        factor = {"rded_cosine": lambda e: rded_cosine(e, h.epochs),
-                  "linear": lambda e: max(0.0, 1.0 - e / h.epochs),
-                  "constant": lambda e: 1.0}[h.schedule]
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        opt = torch.optim.AdamW(weight_decay_groups(self.model, h.weight_decay, h.decay_on), lr=h.lr,
+                                betas=tuple(h.betas))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: schedule_factor(h.schedule, e, h.epochs))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
 
@@ -125,11 +146,12 @@ class SoftLabelProtocol(Protocol):
     weight_decay: float = 0.01                      # RDED adamw_weight_decay
     betas: tuple = (0.9, 0.999)
     epochs: int | None = 300                        # RDED re_epochs
-    schedule: str = "rded_cosine"                   # rded_cosine | linear | constant
-    batch_size_by_ipc: dict = field(default_factory=lambda: {1: 10, 10: 50, 50: 100})   # RDED re_batch_size
+    schedule: str = "rded_cosine"                   # rded_cosine | cosine | linear | constant
+    decay_on: str = "weights"                       # weights (RDED's get_parameters) | all (DD-Ranking)
+    batch_size_by_ipc: dict | None = field(default_factory=lambda: {1: 10, 10: 50, 50: 100})   # RDED re_batch_size
     batch_scale_by_classes: dict = field(default_factory=lambda: {100: 2, 1000: 2})
     temperature: float = 20.0                       # RDED: 20 with CutMix, 4 with MixUp
-    loss: str = "kl"                                # kl (RDED) | soft_ce
+    loss: str = "kl"                                # kl (RDED) | soft_ce | hard_ce (the labels; no teacher)
     mix: str = "cutmix"                             # cutmix | mixup | none
     mixup_alpha: float = 0.8
     patch_factor: int = 2                           # ShufflePatches factor; the crop scale is (1 / factor, 1)
@@ -147,11 +169,12 @@ class SoftLabelProtocol(Protocol):
                                                     # protocol: a teacher trained here, DD-Ranking's HLR
     _teacher: nn.Module | None = field(default=None, init=False, repr=False, compare=False)
 
-    AUGMENTS = ("rded", "none")      # rded: ShufflePatches -> RandomResizedCrop -> flip
+    AUGMENTS = ("rded", "rrc", "none")   # rded: ShufflePatches -> RandomResizedCrop -> flip; rrc: the last two
 
     def __post_init__(self):
         super().__post_init__()
-        for key, allowed in (("loss", LOSSES), ("schedule", SCHEDULES), ("mix", ("cutmix", "mixup", "none"))):
+        for key, allowed in (("loss", LOSSES), ("schedule", SCHEDULES), ("mix", ("cutmix", "mixup", "none")),
+                             ("decay_on", DECAY)):
             if getattr(self, key) not in allowed:
                 raise ValueError(f"eval.{key} must be one of {allowed}, got '{getattr(self, key)}'")
         if self.temperature <= 0:
@@ -162,7 +185,7 @@ class SoftLabelProtocol(Protocol):
 
     def batch_size_for(self, ipc: int | None, num_classes: int) -> int:
         """RDED's rule: by IPC, x2 for 100 / 1,000 classes, at most IPC x classes (else eval.batch_size)."""
-        table = {int(k): int(v) for k, v in self.batch_size_by_ipc.items()}
+        table = {int(k): int(v) for k, v in (self.batch_size_by_ipc or {}).items()}     # None: batch_size always
         if ipc is None or ipc not in table:
             return self.batch_size
         bs = table[ipc] * int({int(k): v for k, v in self.batch_scale_by_classes.items()}.get(num_classes, 1))
@@ -172,9 +195,16 @@ class SoftLabelProtocol(Protocol):
         if self.augment == "none":
             return None
         from sas.data.augment import TrainAugment
-        base = TrainAugment(self.image_size, scale=(1 / self.patch_factor, 1.0), flip=self.flip, brightness=0.0,
+        scale = (1 / self.patch_factor, 1.0) if self.augment == "rded" else tuple(self.crop_scale)
+        base = TrainAugment(self.image_size, scale=scale, flip=self.flip, brightness=0.0,
                             contrast=0.0, saturation=0.0, lighting=0.0, mean=self.mean, std=self.std)
-        return PatchShuffleAugment(base, self.patch_factor)
+        return PatchShuffleAugment(base, self.patch_factor) if self.augment == "rded" else base
+
+    def ddranking_hard(self, lr_search, mix: bool = False) -> "SoftLabelProtocol":
+        """DD-Ranking's hard-label runs of this soft-label protocol: the same optimiser, schedule, epochs and
+        per-image augmentation, cross-entropy on the labels (no teacher), the batch not mixed unless `mix`
+        (use_aug_for_hard), the best of a learning-rate search (_hyper_param_search_for_hard_label)."""
+        return self.replaced(loss="hard_ce", mix=self.mix if mix else "none", lr_search=tuple(lr_search))
 
     def hard_protocol(self) -> Protocol:
         """The hard-label IDC protocol (Protocol defaults) at this protocol's image size, normalisation,
@@ -186,23 +216,23 @@ class SoftLabelProtocol(Protocol):
     def check(self, table) -> None:
         """Load given teacher weights now (they exist, they fit the architecture and the classes), before any
         pool work; a teacher trained here is trained when evaluation first needs it."""
-        if self.teacher_weights and self._teacher is None:
+        if self.teacher_weights and self._teacher is None and self.loss != "hard_ce":
             self._teacher = load_teacher(self, table)
 
     def prepare(self, context: EvalContext) -> None:
-        if self._teacher is None:
+        if self._teacher is None and self.loss != "hard_ce":
             self._teacher = (load_teacher(self, context.real_val().classes) if self.teacher_weights else
                              train_on_real(self.teacher, self.hard_protocol(), context)[0].eval())
 
     def build_module(self, net, epochs: int, seed: int, metric_prefix: str = ""):
-        if self._teacher is None:
+        if self._teacher is None and self.loss != "hard_ce":
             raise RuntimeError("the soft-label protocol's teacher is not loaded: call prepare(context) first")
         return SoftLabelClassifier(net, self._teacher, epochs, lr=self.lr, weight_decay=self.weight_decay,
                                    betas=tuple(self.betas), temperature=self.temperature, loss=self.loss,
                                    schedule=self.schedule, mix=self.mix, cutmix_beta=self.cutmix_beta,
                                    cutmix_prob=self.cutmix_prob, mixup_alpha=self.mixup_alpha, seed=seed,
                                    channels_last=self.channels_last, metric_prefix=metric_prefix,
-                                   eval_from_epoch=int(self.eval_from * epochs))
+                                   eval_from_epoch=int(self.eval_from * epochs), decay_on=self.decay_on)
 
 
 class PatchShuffleAugment(nn.Module):

@@ -3,15 +3,17 @@
     module = DDPMModule(unet_config={"sample_size": 32, ..., "num_class_embeds": 10})
     pl.Trainer(max_epochs=..., gradient_clip_val=1.0).fit(module, ImageDataModule(images, labels, batch_size=128))
 
-The paper's CIFAR-10 pool source [20] (a class-conditional fork of diffusers'
-train_unconditional.py example). Every setting is a named value
-(conf/generator/ddpm.yaml):
+The paper's CIFAR-10 pool source [20] (KetanMann/Class_Conditioned_Diffusion_Training_Script-MULTI-GPU-,
+train_conditional.py: a class-conditional fork of diffusers' train_unconditional.py example). Every setting is a
+named value (conf/generator/ddpm.yaml):
   noise schedule     `beta_schedule` over `num_train_timesteps` (squaredcos_cap_v2, 1000)
   prediction         `prediction_type`: sample (the model predicts x0; loss
                      mean(snr_t * (x0_hat - x0)^2), snr_t = abar_t / (1 - abar_t), the
                      example's SNR weighting) or epsilon (plain MSE on the noise)
   optimiser          AdamW(lr, betas, eps, weight_decay); diffusers' get_scheduler(`lr_schedule`):
-                     linear warm-up over `warmup_steps`, then cosine to 0 at the last optimiser step
+                     linear warm-up over `warmup_steps`, then cosine over `schedule_horizon` x the optimiser
+                     steps (1: to 0 at the last step; [20] under accelerate with gradient accumulation spans more
+                     scheduler steps than it takes, see conf/generator/ddpm.yaml)
   EMA, clipping, accumulation: callbacks / Trainer settings (sas.generators.training)
 Sampling is `sas.pools.ddpm.DDPMSource`, with the scheduler saved here (so the
 prediction type and schedule travel with the weights).
@@ -68,7 +70,8 @@ class ImageDataModule(pl.LightningDataModule):
 class DDPMModule(pl.LightningModule):
     def __init__(self, unet_config: dict, lr: float = 1e-4, weight_decay: float = 1e-6, betas=(0.95, 0.999),
                  eps: float = 1e-8, num_train_timesteps: int = 1000, beta_schedule: str = "squaredcos_cap_v2",
-                 prediction_type: str = "sample", warmup_steps: int = 500, lr_schedule: str = "cosine"):
+                 prediction_type: str = "sample", warmup_steps: int = 500, lr_schedule: str = "cosine",
+                 schedule_horizon: float = 1.0):
         super().__init__()
         from diffusers import DDPMScheduler, UNet2DModel
 
@@ -101,7 +104,8 @@ class DDPMModule(pl.LightningModule):
         opt = torch.optim.AdamW(self.unet.parameters(), lr=h.lr, betas=tuple(h.betas), eps=h.eps,
                                 weight_decay=h.weight_decay, fused=True)   # step counts stay on the device
         total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1
-        sched = get_scheduler(h.lr_schedule, opt, num_warmup_steps=h.warmup_steps, num_training_steps=total)
+        sched = get_scheduler(h.lr_schedule, opt, num_warmup_steps=h.warmup_steps,
+                              num_training_steps=max(1, round(total * h.schedule_horizon)))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def save_pipeline(self, folder) -> None:

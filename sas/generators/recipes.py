@@ -161,6 +161,8 @@ class DDPMRecipe:
     lr: float = 1e-4
     lr_schedule: str = "cosine"
     warmup_steps: int = 500
+    schedule_horizon: float = 1.0             # the lr schedule spans this many times the optimiser steps
+    random_flip: bool = False                 # horizontal flips of the training images
     adam_betas: tuple = (0.95, 0.999)
     adam_eps: float = 1e-8
     weight_decay: float = 1e-6
@@ -189,8 +191,9 @@ class DDPMRecipe:
         module = DDPMModule(unet_config, lr=self.lr, weight_decay=self.weight_decay, betas=tuple(self.adam_betas),
                             eps=self.adam_eps, num_train_timesteps=self.num_train_timesteps,
                             beta_schedule=self.beta_schedule, prediction_type=self.prediction_type,
-                            warmup_steps=self.warmup_steps, lr_schedule=self.lr_schedule)
-        return module, ImageDataModule(images.images, images.labels, self.batch_size)
+                            warmup_steps=self.warmup_steps, lr_schedule=self.lr_schedule,
+                            schedule_horizon=self.schedule_horizon)
+        return module, ImageDataModule(images.images, images.labels, self.batch_size, flip=self.random_flip)
 
     def callbacks(self) -> list:
         from sas.pools.ddpm import DDPMSource

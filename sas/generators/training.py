@@ -93,7 +93,7 @@ def train_generator(cfg) -> Path:
     if trainer.logger and trainer.is_global_zero:
         run = trainer.logger.experiment                        # the distill runs that use these weights link to it
         atomic_write_text(out / RUN_RECORD, json.dumps({"id": run.id, "project": run.project, "name": run.name,
-                                                        "url": getattr(run, "url", None)}))
+                                                        "url": None if run.offline else run.url}))
         run.finish()                                           # the W&B curves are written out
     if trainer.is_global_zero:
         recipe.export(module, out)

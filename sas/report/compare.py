@@ -28,6 +28,10 @@ _LAUNCH = {"name", "paths", "compare", "hydra", "logger", "progress", "overwrite
 _SAMPLER_NOISE = {"_target_", "name", "choice"}
 _GROUPS = ("dataset", "pool", "encoder", "model", "eval")
 WILDCARD = "*"
+SCORES = ("hlr", "ior", "ior_pool", "ddrs", "lrs")        # DD-Ranking's per-repeat scores (sas.evaluation.ddranking)
+PERCENT_POINTS = ("hlr", "ior", "ior_pool")                # differences of accuracies: shown in percentage points
+HEADERS = {"best": "best (%)", "last": "last (%)", "hlr": "HLR (pp)", "ior": "IOR (pp)", "ior_pool": "IOR pool (pp)",
+           "ddrs": "DDRS", "lrs": "LRS", "n": "n"}
 
 
 @dataclass
@@ -77,7 +81,7 @@ def collect_entries(roots) -> tuple[list[Entry], list[str]]:
                 scores = rec.get("ddranking")
                 entries.append(Entry(str(job), name, settings, [r["best_top1"] for r in reps],
                                      [r["last_top1"] for r in reps],
-                                     {k: scores[k] for k in ("hlr", "ior", "ddrs")} if scores else None))
+                                     {k: scores[k] for k in SCORES if k in scores} if scores else None))
         for failed in sorted(Path(root).rglob("failed.json")):
             skipped.append(f"{failed.parent}: failed")
     return entries, skipped
@@ -127,8 +131,8 @@ def comparison(entries: list[Entry], skipped: list[str] | None = None) -> dict:
             cell = {"n": len({e.path for e in mine}), "best": _stats([x for e in mine for x in e.best]),
                     "last": _stats([x for e in mine for x in e.last])}
             scored = [e for e in mine if e.scores]
-            for k in ("hlr", "ior", "ddrs"):
-                cell[k] = _stats([x for e in scored for x in e.scores[k]]) if scored else None
+            for k in SCORES:
+                cell[k] = _stats([x for e in scored for x in e.scores.get(k, [])]) if scored else None
             cells[(row, s)] = cell
     return {"keys": keys, "rows": concrete, "samplers": samplers, "cells": cells, "skipped": skipped or [],
             "ddranking": any(e.scores for e in entries)}
@@ -138,27 +142,32 @@ def _pct(st, pm: str) -> str:
     return "" if st is None else f"{100 * st[0]:.1f} {pm} {100 * st[1]:.1f}"
 
 
+def _metrics(table: dict) -> list[str]:
+    return ["best", "last", *SCORES, "n"] if table["ddranking"] else ["best", "last", "n"]
+
+
 def _cell(table: dict, row, s, pm: str, bold: tuple[str, str]) -> list[str]:
     c = table["cells"].get((row, s))
-    width = 6 if table["ddranking"] else 3
     if c is None:
-        return ["—"] * width
+        return ["—"] * len(_metrics(table))
     best = max((table["cells"][(row, t)]["best"][0] for t in table["samplers"]
                 if (row, t) in table["cells"] and table["cells"][(row, t)]["best"]), default=None)
-    text = _pct(c["best"], pm)
+    out = []
+    for m in _metrics(table):
+        if m == "n":
+            out.append(str(c["n"]))
+        elif m in ("best", "last") or m in PERCENT_POINTS:
+            out.append(_pct(c[m], pm))
+        else:
+            out.append("" if c[m] is None else f"{c[m][0]:.3f} {pm} {c[m][1]:.3f}")
     if c["best"] and round(c["best"][0], 4) == round(best, 4) and len(table["samplers"]) > 1:
-        text = f"{bold[0]}{text}{bold[1]}"
-    out = [text, _pct(c["last"], pm), str(c["n"])]
-    if table["ddranking"]:
-        out[2:2] = [_pct(c["hlr"], pm), _pct(c["ior"], pm),
-                    "" if c["ddrs"] is None else f"{c['ddrs'][0]:.3f} {pm} {c['ddrs'][1]:.3f}"]
+        out[0] = f"{bold[0]}{out[0]}{bold[1]}"
     return out
 
 
 def _header(table: dict) -> tuple[list[str], list[str]]:
-    metrics = ["best", "last", "HLR", "IOR", "DDRS", "n"] if table["ddranking"] else ["best", "last", "n"]
     keys = [k.removeprefix("sampler.") for k in table["keys"]] or ["runs"]
-    return keys, [f"{s} {m}" for s in table["samplers"] for m in metrics]
+    return keys, [f"{s} {HEADERS[m]}" for s in table["samplers"] for m in _metrics(table)]
 
 
 def _row_label(table: dict, row) -> list[str]:
@@ -174,9 +183,11 @@ def render_markdown(table: dict) -> str:
         lines.append("| " + " | ".join(_row_label(table, row) + cells) + " |")
     lines += ["", "Top-1 (%) on the real evaluation split, mean ± std over all repeats of the cell's runs (n runs); "
               "bold: the row's best."
-              + (" DD-Ranking: HLR = hard-label recovery (%, real data's hard-label top-1 minus the set's; lower "
-                 "is better), IOR = improvement over a random subset of the same pool under the same protocol (%, "
-                 "higher is better), DDRS = their combined score in [0, 1] (w = 0.5)." if table["ddranking"] else "")]
+              + (" DD-Ranking (sas.evaluation.ddranking): HLR = hard-label recovery (percentage points: real data's "
+                 "hard-label top-1 minus the set's; lower is better), IOR = improvement over IPC random real train "
+                 "images per class (pp, a new draw per repeat, as the package), IOR pool = over a random subset of "
+                 "the same pool (pp), DDRS = the paper's score on fractions, LRS = the package's label-robust "
+                 "score on percentages (both w = 0.5)." if table["ddranking"] else "")]
     if table["skipped"]:
         lines += ["", "Left out: " + "; ".join(table["skipped"][:20])]
     return "\n".join(lines) + "\n"
@@ -205,7 +216,7 @@ def write_csv(table: dict, path) -> None:
 
     buf = io.StringIO()
     w = csv.writer(buf)
-    stats = ["best", "last", "hlr", "ior", "ddrs"]
+    stats = ["best", "last", *SCORES]
     w.writerow([*table["keys"], "sampler", "n_runs", *[f"{s}_{m}" for s in stats for m in ("mean", "std")]])
     for row in table["rows"]:
         for s in table["samplers"]:
