@@ -7,7 +7,7 @@ CPU: the same protocol (augmentation, CutMix, SGD + schedule, evaluation every
 epochs/evaluations) on the same model and data (digits, IPC 10, 32 px), once
 through `sas.evaluation.protocol.run_repeat` (Lightning) and once as a plain loop;
 prints both times, their ratio (target <= 1.2), Lightning's fixed cost per
-epoch, and the host syncs per steady-state step (sas.syncs; target 0).
+epoch, and the host syncs per steady-state step (benchmarks/syncs.py; target 0).
 
 GPU: ResNetAP-10 contiguous vs channels_last (instance norm may lack a fast
 NHWC kernel); ResNetAP-10 and ConvNet-6 at 224 px, batch 64, bf16, on random
@@ -100,13 +100,13 @@ def cpu_ratio(epochs: int, repeats: int) -> None:
 
 
 def steady_syncs(train, val, spec: dict, protocol) -> int:
-    """Median host syncs per training step of the Lightning path (sas.syncs), within an epoch."""
+    """Median host syncs per training step of the Lightning path (benchmarks/syncs.py), within an epoch."""
     import pytorch_lightning as pl
 
     from sas.evaluation.classifier import Classifier
     from sas.evaluation.datamodule import ResidentDataModule
     from sas.models import build_model
-    from sas.syncs import StepSyncs
+    from syncs import StepSyncs
 
     module = Classifier(build_model(spec, train.num_classes, image_size=protocol.image_size), epochs=4)
     counter = StepSyncs()

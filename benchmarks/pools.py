@@ -48,7 +48,7 @@ def compile_count() -> int:
 
 def bare_loop(src, labels, steps):
     """Batched guided sampling with one noise draw per batch: the model work and nothing else."""
-    from sas.pools.dit import dit_scheduler, guided_output, respaced_timesteps
+    from sas.generators.dit import dit_scheduler, guided_output, respaced_timesteps
     transformer, net, vae, dev, dt = src._load()
     cfg = transformer.config
     B = len(labels)
@@ -173,7 +173,7 @@ def minimax_fit_rate(config: dict, steps: int, batch: int = 8) -> None:
     from sas.generators.ema import EMA
     from sas.generators.latents import LatentDataModule
     from sas.generators.minimax import MinimaxModule
-    from sas.syncs import StepSyncs
+    from syncs import StepSyncs
 
     class Clock(pl.Callback):
         def __init__(self):

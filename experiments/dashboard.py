@@ -29,10 +29,10 @@ def main(argv=None) -> int:
     ap.add_argument("--samplers", nargs="*", default=["sas", "random", "kcenter", "mixed"])
     ap.add_argument("--dry-run", action="store_true", help="build and describe, do not save")
     args = ap.parse_args(argv)
-    from sas.report.dashboard import build_report, build_workspace
+    from sas.report.dashboard import build_wandb_report, build_workspace
 
     ws = build_workspace(args.entity, args.project, args.sweep, args.samplers)
-    rep = build_report(args.entity, args.project, args.sweep)
+    rep = build_wandb_report(args.entity, args.project, args.sweep)
     print(describe(ws, rep))
     if not args.dry_run:
         ws.save()

@@ -4,6 +4,7 @@
     weights_id("facebook/DiT-XL-2-256")                   # {"hub": ..., "commit": ...}: the snapshot it resolves to
     weights_id("/models/minimax-imagewoof")               # {"path": ..., "content": ...}: a local folder by content
     file_digest(path); content_digest(file_or_folder)     # SHA-256 of bytes (a folder: of its files' digests)
+    image_seed(seed, label, k)                            # the seed of pool image k of a class (any batch, any size)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from sas.hub import is_local as is_local_path
 
-__all__ = ["config_key", "weights_id", "file_digest", "content_digest", "is_local_path"]
+__all__ = ["config_key", "weights_id", "file_digest", "content_digest", "is_local_path", "image_seed"]
 
 
 KEY_CHARS = 16    # hex characters of a cache key (64 bits)
@@ -66,3 +67,9 @@ def content_digest(path) -> str:
     files = sorted(q for q in path.rglob("*") if q.is_file() and not q.name.startswith("."))
     listing = [[q.relative_to(path).as_posix(), content_digest(q)] for q in files]
     return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
+
+
+def image_seed(seed: int, label: int, k: int) -> int:
+    """The seed of image k of class `label`: independent of batch size and pool size."""
+    digest = hashlib.sha256(f"sas-pool:{int(seed)}:{int(label)}:{int(k)}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)

@@ -169,8 +169,8 @@ def build_plan(cfg, sampler_name: str | None = None) -> Plan:
         n = max(s.pool_mult * s.ipc for s in samplers.values())
     shard, num_shards, stop_after = cfg.pool.get("shard", 0), cfg.pool.get("num_shards", 1), cfg.get("stop_after")
     try:
-        from sas.shards import Stripe
-        Stripe(shard, num_shards)
+        from sas.shards import Shard
+        Shard(shard, num_shards)
     except ValueError as err:
         raise ConfigError(str(err)) from None
     if cfg.get("map_method", "auto") not in ("auto", "tsne", "pca"):

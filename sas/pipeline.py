@@ -67,14 +67,14 @@ def _encode_stage(plan, files, table, real_train):
 
     from sas.encoders.cache import embeddings_path, encode_pool, prototypes_for
     from sas.encoders.domain import DomainEncoder
-    from sas.shards import Stripe, rank_world
+    from sas.shards import Shard, rank_world
 
     enc = plan.encoder
     if isinstance(enc, DomainEncoder):
         enc.fit(real_train(), plan.cache_dir, progress=plan.progress)
     key = {"pool": [str(Path(files[0]).parent.parent)], "encoder": enc.key_config()}
     feats = encode_pool(enc, files, key, plan.cache_dir, progress=plan.progress and rank_world()[0] == 0,
-                        stripe=Stripe.current(plan.shard, plan.num_shards))               # (N, d)
+                        shard=Shard.current(plan.shard, plan.num_shards))               # (N, d)
     protos = prototypes_for(enc, table, real_train)                                     # (C, d)
     protos = None if protos is None else protos.to(torch.float32)
     return feats.to(torch.float32), protos, embeddings_path(key, plan.cache_dir)
@@ -232,13 +232,13 @@ def run(cfg, choices: dict | None = None) -> float:
 
 def fill_cache(cfg, plan) -> float:
     """A cache-filling job (stop_after=pool|encode; every job of a pool.shard sweep, every rank under
-    torchrun / srun): draws (and encodes) its stripe into the shared cache, touches no run folder, returns nan.
+    torchrun / srun): draws (and encodes) its shard into the shared cache, touches no run folder, returns nan.
     The job that finds the pool (or the embeddings) complete says so; a later whole run reads them."""
     from sas.encoders.cache import EncodingIncomplete
     from sas.pools.base import PoolIncomplete
-    from sas.shards import Stripe, rank_world
+    from sas.shards import Shard, rank_world
 
-    stripe = Stripe.current(plan.shard, plan.num_shards)
+    shard = Shard.current(plan.shard, plan.num_shards)
     try:
         files, _ = _pool_stage(plan)
         done = f"pool complete: {len(files)} images"
@@ -249,7 +249,7 @@ def fill_cache(cfg, plan) -> float:
     except (PoolIncomplete, EncodingIncomplete) as err:
         done = str(err)
     if rank_world()[0] == 0:
-        print(f"{stripe} done. {done}")
+        print(f"{shard} done. {done}")
     return math.nan
 
 

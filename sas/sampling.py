@@ -43,7 +43,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from sas._inputs import (Prepared, SelectionInputError, check_int, check_lam, check_ratio,
+from sas.inputs import (Prepared, SelectionInputError, check_int, check_lam, check_ratio,
                          prepare)
 from sas.scores import (ImageScores, prepared_relevance_separation, _scores, prepared_static_diversity,
                         angular_blocks, class_blocks, class_order)

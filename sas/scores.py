@@ -26,7 +26,7 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
-from sas._inputs import Prepared, prepare
+from sas.inputs import Prepared, prepare
 
 __all__ = [
     "EPS", "ImageScores", "angular_distance", "pairwise_angular", "angular_blocks", "relevance", "separation",

@@ -1,13 +1,14 @@
 """Which share of a job's work items this process does, when many processes or jobs share one pool.
 
-    stripe = Stripe.current(shard=0, num_shards=4)     # job 0 of 4, times the torch.distributed rank / world
-    mine = [item for i, item in enumerate(items) if stripe.owns(i)]
+    shard = Shard.current(shard=0, num_shards=4)       # job 0 of 4, times the torch.distributed rank / world
+    mine = [item for i, item in enumerate(items) if shard.owns(i)]
     barrier()                                          # a no-op outside torch.distributed
 
 Two engines split the work, and they multiply: independent jobs (`pool.shard=i pool.num_shards=M`, e.g. a
 Hydra / submitit sweep over pool.shard) and the ranks of one torch.distributed job (torchrun, `srun` under
-SLURM, Lightning's launchers). Job i of M at rank r of W owns stripe i * W + r of M * W. A stripe is a residue
-class of the item index, so the split needs no coordination and any split gives the same items.
+SLURM, Lightning's launchers). Job i of M at rank r of W is this process's shard i * W + r of M * W (the
+config's pool.shard / pool.num_shards, times the ranks). A shard is a residue class of the item index (a stripe of
+the items), so the split needs no coordination and any split gives the same items.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-__all__ = ["Stripe", "rank_world", "barrier", "init_from_env"]
+__all__ = ["Shard", "rank_world", "barrier", "init_from_env"]
 
 
 def rank_world() -> tuple[int, int]:
@@ -48,7 +49,7 @@ def init_from_env() -> bool:
 
 
 @dataclass(frozen=True)
-class Stripe:
+class Shard:
     index: int = 0
     count: int = 1
 
@@ -57,7 +58,7 @@ class Stripe:
             raise ValueError(f"pool.shard must be in 0..pool.num_shards-1, got shard {self.index} of {self.count}")
 
     @classmethod
-    def current(cls, shard: int = 0, num_shards: int = 1) -> "Stripe":
+    def current(cls, shard: int = 0, num_shards: int = 1) -> "Shard":
         cls(shard, num_shards)                                   # checks the job's own numbers first
         rank, world = rank_world()
         return cls(shard * world + rank, num_shards * world)
@@ -70,4 +71,4 @@ class Stripe:
         return self.count == 1
 
     def __str__(self) -> str:
-        return f"stripe {self.index} of {self.count}"
+        return f"shard {self.index} of {self.count}"

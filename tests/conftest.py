@@ -19,7 +19,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(__file__))  # tests/reference.py, tests/published.py
+sys.path.insert(0, os.path.dirname(__file__))  # tests/reference.py, tests/published.py, tests/wandb_offline.py
+sys.path.insert(1, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))   # benchmarks/syncs.py
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 

@@ -3,7 +3,7 @@ groupings the tracker's logged keys need; nothing is saved (no network)."""
 
 import json
 
-from sas.report.dashboard import TABLE_GROUPS, build_report, build_workspace
+from sas.report.dashboard import TABLE_GROUPS, build_wandb_report, build_workspace
 
 
 def test_workspace_groups_by_sampler_and_has_the_comparison_panels():
@@ -25,7 +25,7 @@ def test_workspace_groups_by_sampler_and_has_the_comparison_panels():
 
 
 def test_report_has_one_section_per_paper_table_and_the_sweep():
-    rep = build_report("ent", "proj", sweep="demo")
+    rep = build_wandb_report("ent", "proj", sweep="demo")
     heads = [b.text for b in rep.blocks if type(b).__name__ == "H2"]
     assert heads == ["demo (current sweep)", *TABLE_GROUPS]
     grids = [b for b in rep.blocks if type(b).__name__ == "PanelGrid"]

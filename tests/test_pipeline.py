@@ -13,7 +13,7 @@ from hydra.errors import MissingConfigException
 
 from sas.config import ConfigError
 from sas.pipeline import run
-from sas.tracking import read_offline_run
+from wandb_offline import read_offline_run
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

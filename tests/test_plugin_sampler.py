@@ -35,7 +35,7 @@ def test_plugin_sampler_runs_the_whole_job_with_report_and_wandb_grouping(tmp_pa
     import sas.config  # noqa: F401
     from sas.pipeline import run
     from sas.report.compare import collect_entries, comparison
-    from sas.tracking import read_offline_run
+    from wandb_offline import read_offline_run
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("distill", overrides=[f"hydra.searchpath=[file://{ROOT / 'experiments' / 'conf'}]",

@@ -12,9 +12,10 @@ from hydra.utils import instantiate
 from sas.data.classes import ClassTable, get_class_table
 from sas.data.images import DataError
 from sas.pools.base import generate_pool
-from sas.pools.dit import DiTSource, guided_output, respaced_timesteps
+from sas.generators.dit import guided_output, respaced_timesteps
+from sas.pools.dit import DiTSource
 from sas.pools.folder import FolderPool
-from sas.pools.store import image_seed
+from sas.cache import image_seed
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 WOOF = get_class_table("imagewoof")

@@ -1,5 +1,5 @@
 """Scale-out: a pool and its embeddings split over processes (gloo) and over independent shard jobs are byte for
-byte what one process makes; shard jobs never hold a lock over the pool and a crashed stripe is redrawn."""
+byte what one process makes; shard jobs never hold a lock over the pool and a crashed shard is redrawn."""
 
 import threading
 from pathlib import Path
@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 
 from sas.encoders.cache import EncodingIncomplete, embeddings_path, encode_pool
 from sas.pools.base import PoolContext, PoolIncomplete, generate_pool
-from sas.shards import Stripe
+from sas.shards import Shard
 
 from test_pools import THREE, read_all, same_pixels, tiny_dit
 
@@ -26,14 +26,14 @@ def tiny_clip():
 
 
 def _rank_job(rank: int, world: int, init_file: str, cache: str):
-    """One torch.distributed rank: its stripe of the pool, then its stripe of the embeddings."""
+    """One torch.distributed rank: its shard of the pool, then its shard of the embeddings."""
     import torch.distributed as dist
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         files, _ = tiny_dit().paths(N, PoolContext(THREE, cache_dir=cache, seed=3, progress=False))
         key = {"pool": "p", "encoder": "tiny"}
-        encode_pool(tiny_clip(), files, key, cache, stripe=Stripe.current())
+        encode_pool(tiny_clip(), files, key, cache, shard=Shard.current())
     finally:
         dist.destroy_process_group()
 
@@ -79,7 +79,7 @@ def test_concurrent_shard_jobs_fill_one_pool_without_a_lock(tmp_path):
 
     def job(shard):
         try:
-            generate_pool(sources[shard], THREE, N, 1, cache, progress=False, stripe=Stripe(shard, 2))
+            generate_pool(sources[shard], THREE, N, 1, cache, progress=False, shard=Shard(shard, 2))
         except Exception as err:  # noqa: BLE001 - reported below
             errors.append(err)
 
@@ -96,19 +96,19 @@ def test_concurrent_shard_jobs_fill_one_pool_without_a_lock(tmp_path):
 
 def test_a_shard_job_draws_only_its_stripe_and_a_crashed_stripe_is_redrawn(tmp_path):
     ctx = PoolContext(THREE, cache_dir=tmp_path, seed=2, progress=False, shard=1, num_shards=3)
-    with pytest.raises(PoolIncomplete, match="stripe 1 of 3 is complete; 8 images of other stripes"):
+    with pytest.raises(PoolIncomplete, match="shard 1 of 3 is complete; 8 images of other shards"):
         tiny_dit().paths(N, ctx)
-    store = generate_pool(tiny_dit(), THREE, N, 2, tmp_path, progress=False, stripe=Stripe(0, 3))
+    store = generate_pool(tiny_dit(), THREE, N, 2, tmp_path, progress=False, shard=Shard(0, 3))
     owned = {(c, k) for c in range(3) for k in range(N) if (k * 3 + c) % 3 in (0, 1)}
     assert {(c, k) for c in range(3) for k in range(N) if store.has(c, k)} == owned
-    victim = store.path(0, 1)                                      # stripe 1 "crashed" after this image
+    victim = store.path(0, 1)                                      # shard 1 "crashed" after this image
     victim.write_bytes(victim.read_bytes()[:20])
     files, labels = tiny_dit().paths(N, PoolContext(THREE, cache_dir=tmp_path, seed=2, progress=False))
     assert len(files) == 3 * N and labels == [c for c in range(3) for _ in range(N)]
     reference = generate_pool(tiny_dit(), THREE, N, 2, tmp_path / "ref", progress=False)
-    same_pixels(read_all(store, N), read_all(reference, N))        # stripes drew them in other batches
+    same_pixels(read_all(store, N), read_all(reference, N))        # shards drew them in other batches
     with pytest.raises(ValueError, match="pool.shard must be in 0..pool.num_shards-1, got shard 3 of 3"):
-        Stripe.current(3, 3)
+        Shard.current(3, 3)
 
 
 def test_shard_jobs_encode_parts_and_the_last_one_assembles_the_cache_file(tmp_path):
@@ -117,9 +117,9 @@ def test_shard_jobs_encode_parts_and_the_last_one_assembles_the_cache_file(tmp_p
     whole = encode_pool(enc, files[:5], {"k": "one"}, tmp_path / "one")       # the first 5, then all
     whole = encode_pool(enc, files, {"k": "one"}, tmp_path / "one")
     encode_pool(enc, files[:5], {"k": "two"}, tmp_path / "two")                # nested: only new files are split
-    with pytest.raises(EncodingIncomplete, match="stripe 1 of 2 is encoded"):
-        encode_pool(enc, files, {"k": "two"}, tmp_path / "two", stripe=Stripe(1, 2))
-    split = encode_pool(enc, files, {"k": "two"}, tmp_path / "two", stripe=Stripe(0, 2))
+    with pytest.raises(EncodingIncomplete, match="shard 1 of 2 is encoded"):
+        encode_pool(enc, files, {"k": "two"}, tmp_path / "two", shard=Shard(1, 2))
+    split = encode_pool(enc, files, {"k": "two"}, tmp_path / "two", shard=Shard(0, 2))
     torch.testing.assert_close(split, whole, rtol=1e-5, atol=1e-6)
     a, b = load(embeddings_path({"k": "one"}, tmp_path / "one")), load(embeddings_path({"k": "two"}, tmp_path / "two"))
     a.pop("key"), b.pop("key")
@@ -140,9 +140,9 @@ def test_shard_jobs_of_the_distill_job_only_fill_the_cache(tmp_path, capsys):
         for shard in (1, 0):
             assert run(cfg_for(tmp_path, f"pool.shard={shard}", "pool.num_shards=2", f"stop_after={stage}")) != 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("stripe 1 of 2 done. pool") and "images of other stripes are still missing" in out[0]
-    assert out[1].startswith("stripe 0 of 2 done. pool complete: 40 images")
-    assert "stripe 1 of 2 is encoded; the parts of 1 other stripes are still missing" in out[2]
+    assert out[0].startswith("shard 1 of 2 done. pool") and "images of other shards are still missing" in out[0]
+    assert out[1].startswith("shard 0 of 2 done. pool complete: 40 images")
+    assert "shard 1 of 2 is encoded; the parts of 1 other shards are still missing" in out[2]
     assert "embeddings complete" in out[3]
     assert not (tmp_path / "run").exists()                          # no run folder claimed by a shard job
     whole = run(cfg_for(tmp_path))                                  # the selection reads the shared cache

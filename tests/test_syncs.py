@@ -1,5 +1,5 @@
 """Zero host-device syncs per steady-state training step in the three training modules (counted on the CPU
-by sas.syncs: every call that would make the host wait for a GPU), and the counter itself."""
+by benchmarks/syncs.py: every call that would make the host wait for a GPU), and the counter itself."""
 
 import random
 import warnings
@@ -9,7 +9,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from sas.syncs import StepSyncs, SyncCounter
+from syncs import StepSyncs, SyncCounter     # benchmarks/syncs.py
 
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 

@@ -48,7 +48,7 @@ def test_ddpm_fit_lowers_its_loss(tmp_path):
     assert (out / DONE).is_file() and (out / "scheduler").is_dir() and (out / "train_config.json").is_file()
     assert (out / "checkpoints" / "last.ckpt").is_file()
     # logged to W&B (offline here): the loss curve and the learning rate, with the run's config
-    from sas.tracking import read_offline_run
+    from wandb_offline import read_offline_run
     (wb,) = out.glob("wandb/offline-run-*")
     logged = read_offline_run(wb)
     keys = {k for h in logged["history"] for k in h}

@@ -20,7 +20,7 @@ from typing import ClassVar
 
 import torch
 
-from sas._inputs import check_ratio
+from sas.inputs import check_ratio
 from sas.sampling import Sampler
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ClassTable", "CLASS_TABLES", "get_class_table", "unsafe_folder_name"]
+__all__ = ["ClassTable", "CLASS_TABLES", "get_class_table", "unsafe_folder_name", "model_class_ids"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,27 @@ class ClassTable:
         """A table for any other ImageFolder dataset, from its class-name list."""
         n = len(names)
         return cls(name, tuple(wnids or [None] * n), tuple(imagenet_ids or [None] * n), tuple(names))
+
+
+def model_class_ids(table: ClassTable, class_ids: str, n_model: int, key: str = "pool.class_ids") -> list[int]:
+    """Each class's label in a class-conditional generator: `imagenet` (the table's ImageNet-1K ids, a DiT's
+    labels) or `label` (the dataset label, a generator trained on the dataset's own classes). A ValueError names
+    the class the model (n_model classes) does not have, or the dataset without ImageNet ids (`key` is the setting
+    to change)."""
+    if class_ids not in ("imagenet", "label"):
+        raise ValueError(f"{key} must be 'imagenet' or 'label', got '{class_ids}'")
+    if class_ids == "imagenet":
+        if any(i is None for i in table.imagenet_ids):
+            raise ValueError(f"dataset {table.name} has no ImageNet ids; use {key}=label with a generator trained "
+                             "on its classes")
+        ids = list(table.imagenet_ids)
+    else:
+        ids = list(range(len(table)))
+    for c, mid in enumerate(ids):
+        if not 0 <= mid < n_model:
+            raise ValueError(f"class {c} '{table.names[c]}' maps to id {mid}, outside the model's {n_model} classes "
+                             f"(0..{n_model - 1})")
+    return ids
 
 
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}

@@ -22,7 +22,7 @@ import torch
 
 from sas.cache import config_key, file_digest
 from sas.io import atomic_torch_save
-from sas.shards import Stripe
+from sas.shards import Shard
 
 log = logging.getLogger(__name__)
 
@@ -30,19 +30,19 @@ __all__ = ["encode_pool", "embeddings_path", "visual_prototypes", "prototypes_fo
 
 
 def encode_pool(encoder, files: list[str], key: dict, cache_dir, progress: bool = False,
-                stripe: Stripe | None = None) -> torch.Tensor:
-    """(N, d) embeddings of `files` in their order. With a stripe of several (sas.shards), this process
+                shard: Shard | None = None) -> torch.Tensor:
+    """(N, d) embeddings of `files` in their order. With a shard of several (sas.shards), this process
     encodes only its share of the new files into a part file; whoever finds every part present (rank 0 after
     the barrier, or the last of M jobs) assembles the cache file, the same file one process writes."""
     from filelock import FileLock
 
-    stripe = stripe or Stripe()
+    shard = shard or Shard()
     path = embeddings_path(key, cache_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if stripe.whole:
+    if shard.whole:
         with FileLock(str(path) + ".lock"):  # concurrent jobs on one pool: one encodes, the others read
             return _encode_locked(encoder, files, key, path, progress)
-    return _encode_striped(encoder, files, key, path, progress, stripe)
+    return _encode_sharded(encoder, files, key, path, progress, shard)
 
 
 def embeddings_path(key: dict, cache_dir) -> Path:
@@ -121,30 +121,30 @@ def _rows(cached: dict, files: list[str]) -> torch.Tensor:
 
 
 class EncodingIncomplete(RuntimeError):
-    """A shard job encoded its stripe; other stripes' parts are not written yet."""
+    """A shard job encoded its shard; other shards' parts are not written yet."""
 
 
-def _encode_striped(encoder, files, key, path: Path, progress: bool, stripe: Stripe) -> torch.Tensor:
+def _encode_sharded(encoder, files, key, path: Path, progress: bool, shard: Shard) -> torch.Tensor:
     from filelock import FileLock
 
     from sas.shards import barrier
 
     _, todo, _ = _refresh(_load_cache(path), files)
-    tag = config_key({"todo": todo, "count": stripe.count})          # parts of this very split only
-    part = lambda i: path.with_name(f"{path.stem}.part-{tag}-{i}-of-{stripe.count}.pt")   # noqa: E731
-    mine = todo[stripe.index::stripe.count]
-    if mine and not part(stripe.index).is_file():
+    tag = config_key({"todo": todo, "count": shard.count})          # parts of this very split only
+    part = lambda i: path.with_name(f"{path.stem}.part-{tag}-{i}-of-{shard.count}.pt")   # noqa: E731
+    mine = todo[shard.index::shard.count]
+    if mine and not part(shard.index).is_file():
         atomic_torch_save({"files": mine, "features": encoder.encode_files(mine, progress=progress),
                            "stamps": [_stamp(f) for f in mine], "digests": [file_digest(f) for f in mine]},
-                          part(stripe.index))
+                          part(shard.index))
     barrier()                                                         # every rank's part is on disk
     with FileLock(str(path) + ".lock"):
         cached, todo_now, changed = _refresh(_load_cache(path), files)
         if todo_now:
-            parts = [part(i) for i in range(stripe.count) if todo[i::stripe.count]]
+            parts = [part(i) for i in range(shard.count) if todo[i::shard.count]]
             if not all(p.is_file() for p in parts):
-                raise EncodingIncomplete(f"embeddings {path.name}: {stripe} is encoded; the parts of "
-                                         f"{sum(not p.is_file() for p in parts)} other stripes are still missing")
+                raise EncodingIncomplete(f"embeddings {path.name}: {shard} is encoded; the parts of "
+                                         f"{sum(not p.is_file() for p in parts)} other shards are still missing")
             rows = {}
             for p in parts:
                 got = torch.load(p, weights_only=True)

@@ -15,8 +15,8 @@ named value (conf/generator/ddpm.yaml):
                      steps (1: to 0 at the last step; [20] under accelerate with gradient accumulation spans more
                      scheduler steps than it takes, see conf/generator/ddpm.yaml)
   EMA, clipping, accumulation: callbacks / Trainer settings (sas.generators.training)
-Sampling is `sas.pools.ddpm.DDPMSource`, with the scheduler saved here (so the
-prediction type and schedule travel with the weights).
+Sampling is `sample_ddpm` (the pool source `sas.pools.ddpm.DDPMSource` adapts it), with the scheduler saved
+here (so the prediction type and schedule travel with the weights).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 
 from sas.devices import per_process_batch, pin_on_cuda
 
-__all__ = ["DDPMModule", "ImageDataModule", "snr_weighted_loss"]
+__all__ = ["DDPMModule", "ImageDataModule", "snr_weighted_loss", "sample_ddpm"]
 
 
 def snr_weighted_loss(x0_hat: torch.Tensor, x0: torch.Tensor, alphas_cumprod: torch.Tensor,
@@ -113,3 +113,19 @@ class DDPMModule(pl.LightningModule):
         from pathlib import Path
         self.unet.save_pretrained(Path(folder) / "unet")
         self.scheduler.save_pretrained(Path(folder) / "scheduler")
+
+
+@torch.no_grad()
+def sample_ddpm(unet, scheduler, labels: list[int], generators: list[torch.Generator], num_inference_steps: int,
+                dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Ancestral DDPM sampling over `num_inference_steps` of the scheduler's schedule (its prediction type:
+    epsilon or x0) -> (B, 3, S, S) uint8, class label = `labels`; one generator per image draws its noise."""
+    dev = next(unet.parameters()).device
+    S, C = unet.config.sample_size, unet.config.in_channels
+    scheduler.set_timesteps(num_inference_steps)
+    x = torch.stack([torch.randn(C, S, S, generator=g) for g in generators]).to(dev)   # (B, C, S, S)
+    y = torch.tensor(labels, device=dev)
+    for t in scheduler.timesteps:
+        out = unet(x.to(dtype), t, class_labels=y).sample.float()          # eps or x0, as trained
+        x = scheduler.step(out, t, x, generator=generators).prev_sample
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

@@ -19,7 +19,12 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["GaussianDiffusion", "normal_kl", "discretized_gaussian_log_likelihood"]
+__all__ = ["GaussianDiffusion", "normal_kl", "discretized_gaussian_log_likelihood", "DIT_SCHEDULE"]
+
+# DiT's noise schedule (facebookresearch/DiT diffusion/__init__.py create_diffusion: linear betas over 1000 steps,
+# gaussian_diffusion.get_named_beta_schedule("linear")): the training losses here and the sampler
+# (sas.generators.dit.dit_scheduler) both read it
+DIT_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02}
 
 
 def normal_kl(mean1, logvar1, mean2, logvar2):
@@ -78,7 +83,8 @@ class GaussianDiffusion:
         return {**self.__dict__, "_device_tables": {}}
 
     @classmethod
-    def linear(cls, timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> "GaussianDiffusion":
+    def linear(cls, timesteps: int = DIT_SCHEDULE["num_train_timesteps"], beta_start: float = DIT_SCHEDULE["beta_start"],
+               beta_end: float = DIT_SCHEDULE["beta_end"]) -> "GaussianDiffusion":
         scale = 1000 / timesteps
         return cls(torch.linspace(scale * beta_start, scale * beta_end, timesteps, dtype=torch.float64))
 

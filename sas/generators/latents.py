@@ -48,7 +48,7 @@ LATENT_CHUNK = 4096      # real images per cached chunk of latents: the unit of 
 
 def encode_split(split, vae, folder, progress: bool = True) -> dict:
     """{"moments", "labels"} of a whole real split, cached under folder as chunk-<start>.pt files. The ranks of a
-    torch.distributed job take the chunks in stripes (sas.shards); a killed run encodes only the chunks it
+    torch.distributed job take the chunks in shards (sas.shards); a killed run encodes only the chunks it
     lacks; every rank then reads all chunks."""
     from pathlib import Path
 
@@ -56,13 +56,13 @@ def encode_split(split, vae, folder, progress: bool = True) -> dict:
 
     from sas.data.stream import take
     from sas.io import atomic_torch_save
-    from sas.shards import Stripe, barrier
+    from sas.shards import Shard, barrier
 
     folder = Path(folder)
-    stripe = Stripe.current()
+    shard = Shard.current()
     starts = list(range(0, len(split), LATENT_CHUNK))
     chunk = lambda s: folder / f"chunk-{s:09d}.pt"                   # noqa: E731
-    todo = [s for i, s in enumerate(starts) if stripe.owns(i) and not chunk(s).is_file()]
+    todo = [s for i, s in enumerate(starts) if shard.owns(i) and not chunk(s).is_file()]
     if todo:
         total = sum(min(LATENT_CHUNK, len(split) - s) for s in todo)
         with tqdm(total=total, desc="encode latents", unit="img", disable=not progress) as bar:

@@ -32,13 +32,14 @@ def _ema(decay, from_start: bool, inv_gamma=None, power: float = 0.75) -> list:
     return [EMA(decay=float(decay), from_start=from_start, warmup_inv_gamma=inv_gamma, warmup_power=power)]
 
 
-def _sample_grid(recipe, make_source) -> list:
-    """The W&B sample-grid callback of a recipe (none when sample_every_n_steps is null); make_source(module)
-    is a pool source over the module's current weights, recipe._shown_ids the model labels shown."""
+def _sample_grid(recipe, make_sampler) -> list:
+    """The W&B sample-grid callback of a recipe (none when sample_every_n_steps is null); make_sampler(module)
+    is a function (labels, generators) -> uint8 images over the module's current weights, recipe._shown_ids the
+    model labels shown."""
     if not recipe.sample_every_n_steps:
         return []
     from sas.generators.samples import SampleGrid
-    return [SampleGrid(make_source, recipe._shown_ids, recipe.sample_every_n_steps, recipe.sample_per_class)]
+    return [SampleGrid(make_sampler, recipe._shown_ids, recipe.sample_every_n_steps, recipe.sample_per_class)]
 
 
 @dataclass
@@ -78,18 +79,6 @@ class MinimaxRecipe:
     _vae: object = field(default=None, init=False, repr=False)
     _shown_ids: list = field(default_factory=list, init=False, repr=False)
 
-    def _model_ids(self, table, n_model: int) -> list[int]:
-        if self.class_ids == "imagenet":
-            if any(i is None for i in table.imagenet_ids):
-                raise ValueError(f"dataset {table.name} has no ImageNet ids; set generator.class_ids=label")
-            ids = list(table.imagenet_ids)
-        else:
-            ids = list(range(len(table)))
-        bad = [(c, i) for c, i in enumerate(ids) if not 0 <= i < n_model]
-        if bad:
-            raise ValueError(f"class {bad[0][0]} maps to id {bad[0][1]}, outside the model's {n_model} classes")
-        return ids
-
     def weights(self) -> dict:
         """What the fine-tuned weights start from: hub ids as the commits they resolve to, files by content."""
         from sas.cache import weights_id
@@ -109,7 +98,9 @@ class MinimaxRecipe:
         transformer = load_transformer(self.pretrained, self.checkpoint, self.transformer_config, self.init_seed,
                                        revision=self.revision)
         self._vae = load_vae(self.vae, self.vae_config, init_seed=self.init_seed, revision=self.vae_revision)
-        model_ids = self._model_ids(data.table, transformer.config.num_embeds_ada_norm)
+        from sas.data.classes import model_class_ids
+        model_ids = model_class_ids(data.table, self.class_ids, transformer.config.num_embeds_ada_norm,
+                                    key="generator.class_ids")
         self._shown_ids = model_ids[:SAMPLE_CLASSES]                  # the classes of the sample grids
         # the real training set, encoded once (cached by dataset, image size and the VAE's resolved weights)
         vae = None if self.vae_config is not None else weights_id(self.vae, self.vae_revision)
@@ -128,11 +119,14 @@ class MinimaxRecipe:
         return module, dm
 
     def callbacks(self) -> list:
-        from sas.pools.dit import DiTSource
+        from functools import partial
+
+        from sas.generators.dit import sample_dit
 
         # EMA from the pretrained weights, as Minimax; sample grids drawn with the DiT being tuned
         return _ema(self.ema_decay, from_start=True) + _sample_grid(
-            self, lambda m: DiTSource.from_parts(m.transformer, self._vae, self.sample_steps))
+            self, lambda m: partial(sample_dit, m.transformer, self._vae.to(m.device).eval(),
+                                    num_inference_steps=self.sample_steps))
 
     def export(self, module, out) -> None:
         """transformer/ (DiffFit scales folded in) and vae/ (the sampling VAE) in diffusers layout."""
@@ -196,10 +190,13 @@ class DDPMRecipe:
         return module, ImageDataModule(images.images, images.labels, self.batch_size, flip=self.random_flip)
 
     def callbacks(self) -> list:
-        from sas.pools.ddpm import DDPMSource
+        from functools import partial
+
+        from sas.generators.ddpm import sample_ddpm
 
         return _ema(self.ema_decay, from_start=False, inv_gamma=self.ema_inv_gamma, power=self.ema_power) + \
-            _sample_grid(self, lambda m: DDPMSource.from_parts(m.unet, m.scheduler, self.sample_steps))
+            _sample_grid(self, lambda m: partial(sample_ddpm, m.unet, m.scheduler,
+                                                 num_inference_steps=self.sample_steps))
 
     def export(self, module, out) -> None:
         module.save_pipeline(out)                                # unet/ + scheduler/

@@ -12,7 +12,7 @@ progress bar. Because every random draw of an image comes from its own
 generator, seeded from (seed, class, k), a pool is the same whatever the batch
 size, n_per_class = 3 x IPC is a prefix of 5 x IPC, a killed run resumes where
 it stopped, and the work splits over processes and jobs without a lock: each
-takes its stripe (sas.shards) of the (class, k) items, and the pool is the same
+takes its shard (sas.shards) of the (class, k) items, and the pool is the same
 whatever the split (batched kernels may round a pixel one grey level apart when
 an image shares its batch with other images than before).
 """
@@ -22,13 +22,14 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 import torch
 
 from sas.data.classes import ClassTable
-from sas.pools.store import PoolStore, image_seed
-from sas.shards import Stripe, barrier, rank_world
+from sas.cache import image_seed
+from sas.pools.store import PoolStore
+from sas.shards import Shard, barrier, rank_world
 
 log = logging.getLogger(__name__)
 
@@ -46,29 +47,49 @@ class PoolContext:
     cache_dir: object = None        # the shared cache (generated pools, materialised real splits)
     seed: int = 0                   # the pool seed (generated pools)
     progress: bool = True
-    shard: int = 0                  # this job's stripe of the pool's images (pool.shard of pool.num_shards
+    shard: int = 0                  # this job's shard of the pool's images (pool.shard of pool.num_shards
     num_shards: int = 1             # independent jobs; times the torch.distributed rank / world, sas.shards)
 
 
 class PoolIncomplete(RuntimeError):
-    """A shard job drew its stripe; other stripes still lack images (their jobs have not finished)."""
+    """A shard job drew its shard; other shards still lack images (their jobs have not finished)."""
 
 
 class GeneratedPool:
-    """For PoolSources: paths() draws what the store lacks (generate_pool), then lists the pool."""
+    """For PoolSources: paths() draws what the store lacks (generate_pool), then lists the pool; key_config()
+    is derived from the source's own fields: every field that decides the images, the weights as
+    weights_key() resolves them (hub commits, file contents), the device type and the resolved dtype."""
+
+    KIND: ClassVar[str] = ""
+    WEIGHT_FIELDS: ClassVar[tuple] = ()      # fields weights_key() stands for (ids, revisions, configs, init seed)
+    RUNTIME_FIELDS: ClassVar[tuple] = ("device", "dtype", "batch")   # how it runs, not which images (dtype: resolved)
+
+    def weights_key(self) -> dict:
+        raise NotImplementedError
+
+    def device_dtype(self) -> tuple[torch.device, torch.dtype]:
+        from sas.devices import resolve_device_dtype
+        return resolve_device_dtype(self.device, self.dtype)
+
+    def key_config(self) -> dict:
+        from dataclasses import fields
+        dev, dt = self.device_dtype()
+        skip = set(self.WEIGHT_FIELDS) | set(self.RUNTIME_FIELDS)
+        own = {f.name: getattr(self, f.name) for f in fields(self) if f.init and f.name not in skip}
+        return {"kind": self.KIND, **self.weights_key(), **own, "device_type": dev.type, "dtype": str(dt)}
 
     def paths(self, n_per_class: int | None, ctx: PoolContext) -> tuple[list[str], list[int]]:
         if n_per_class is None:
             raise ValueError("a generated pool has no fixed size: give sampler.pool_mult (pool_mult=null is for "
                              "pool=real)")
-        stripe = Stripe.current(ctx.shard, ctx.num_shards)
+        shard = Shard.current(ctx.shard, ctx.num_shards)
         rank, _ = rank_world()
         store = generate_pool(self, ctx.table, n_per_class, ctx.seed, ctx.cache_dir,
-                              progress=ctx.progress and rank == 0, stripe=stripe)
-        barrier()                                                  # every rank's stripe is written
-        missing = [] if stripe.whole else store.missing(n_per_class)          # (store.paths checks a whole pool)
+                              progress=ctx.progress and rank == 0, shard=shard)
+        barrier()                                                  # every rank's shard is written
+        missing = [] if shard.whole else store.missing(n_per_class)          # (store.paths checks a whole pool)
         if missing:
-            raise PoolIncomplete(f"pool {store.root}: {stripe} is complete; {len(missing)} images of other stripes "
+            raise PoolIncomplete(f"pool {store.root}: {shard} is complete; {len(missing)} images of other shards "
                                  f"are still missing (their pool.shard jobs have not finished)")
         return store.paths(n_per_class)
 
@@ -96,34 +117,34 @@ def pool_key(source: PoolSource, table: ClassTable, seed: int) -> dict:
 
 def generate_pool(source: PoolSource, table: ClassTable, n_per_class: int, seed: int, cache_dir,
                   batch_size: int | None = None, progress: bool = True, writers: int = 8,
-                  stripe: Stripe | None = None) -> PoolStore:
-    """Make sure the first n_per_class images of every class of this process's stripe exist in the cache
-    (all of them by default); return the store. A stripe of several (shard jobs, torch.distributed ranks)
-    holds no lock: many writers fill one pool at once, each image is written atomically by the stripe that
-    owns it, and a crashed stripe's images are missing, so the next run with that stripe (or a whole run) draws
+                  shard: Shard | None = None) -> PoolStore:
+    """Make sure the first n_per_class images of every class of this process's shard exist in the cache
+    (all of them by default); return the store. A shard of several (shard jobs, torch.distributed ranks)
+    holds no lock: many writers fill one pool at once, each image is written atomically by the shard that
+    owns it, and a crashed shard's images are missing, so the next run with that shard (or a whole run) draws
     them. A whole-pool writer (one process) takes the pool's lock, so jobs of a sweep that need the same pool
     draw it once: the others wait, then find it complete."""
     import contextlib
 
-    stripe = stripe or Stripe()
+    shard = shard or Shard()
     store = PoolStore.open(cache_dir, pool_key(source, table, seed), table)    # the key needs no weights loaded
-    if not store.missing(n_per_class, stripe.owns) and not store.damaged(n_per_class, stripe.owns):
+    if not store.missing(n_per_class, shard.owns) and not store.damaged(n_per_class, shard.owns):
         return store                         # complete (every reuse re-checks the bytes): the model never loads
     source.check(table)
-    with store.lock() if stripe.whole else contextlib.nullcontext():
-        store.damaged(n_per_class, stripe.owns)
-        todo = store.missing(n_per_class, stripe.owns)              # again: another writer may have filled it
+    with store.lock() if shard.whole else contextlib.nullcontext():
+        store.damaged(n_per_class, shard.owns)
+        todo = store.missing(n_per_class, shard.owns)              # again: another writer may have filled it
         if todo:
-            _draw(source, store, todo, seed, batch_size, progress, writers, stripe)
+            _draw(source, store, todo, seed, batch_size, progress, writers, shard)
     return store
 
 
 def _draw(source, store: PoolStore, todo: list, seed: int, batch_size, progress: bool, writers: int,
-          stripe: Stripe) -> None:
+          shard: Shard) -> None:
     from tqdm.auto import tqdm
 
     bs = batch_size or source.batch_size()
-    name = store.root.name if stripe.whole else f"{store.root.name} ({stripe})"
+    name = store.root.name if shard.whole else f"{store.root.name} ({shard})"
     bar = tqdm(total=len(todo), desc=f"pool {name}", unit="img", disable=not progress, dynamic_ncols=True)
     with ThreadPoolExecutor(writers) as pool:
         pending = []

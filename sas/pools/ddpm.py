@@ -4,21 +4,21 @@
     src = DDPMSource(model="user/cifar10-ddpm")     # or a released diffusers checkpoint by hub id (unet/, scheduler/)
     images = src.sample([0, 1], [g0, g1])            # (2, 3, S, S) uint8
 
-Ancestral DDPM sampling over `num_inference_steps` of the training schedule
-(all 1,000 by default) with the scheduler saved beside the weights (its
-schedule and prediction type: epsilon or sample); class label = the dataset
-label. Random init from `unet_config` for tests.
+Ancestral DDPM sampling (sas.generators.ddpm.sample_ddpm) over `num_inference_steps`
+of the training schedule (all 1,000 by default) with the scheduler saved beside
+the weights (its schedule and prediction type: epsilon or sample); class label =
+the dataset label. Random init from `unet_config` for tests.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import torch
 
 from sas.data.classes import ClassTable
-from sas.devices import resolve_device_dtype
 from sas.cache import is_local_path, weights_id
 from sas.hub import load_pretrained
 from sas.pools.base import GeneratedPool
@@ -44,27 +44,19 @@ class DDPMSource(GeneratedPool):
             raise FileNotFoundError(f"ddpm pool.model has no unet/ folder: {self.model} (train one with train.py,"
                                     " or give a diffusers hub id)")
 
-    @classmethod
-    def from_parts(cls, unet, scheduler, num_inference_steps: int) -> "DDPMSource":
-        """A source over weights in memory (a model being trained: train.py's sample grids)."""
-        src = cls(num_inference_steps=num_inference_steps)
-        p = next(unet.parameters())
-        src._loaded = (unet, scheduler, p.device, p.dtype)
-        return src
+    KIND: ClassVar[str] = "ddpm"
+    WEIGHT_FIELDS: ClassVar[tuple] = ("model", "revision", "unet_config", "init_seed")
 
-    def key_config(self) -> dict:
-        dev, dt = resolve_device_dtype(self.device, self.dtype)
-        weights = ({"model": weights_id(self.model, self.revision)} if self.model else
-                   {"unet_config": self.unet_config, "init_seed": self.init_seed})
-        return {"kind": "ddpm", **weights, "num_inference_steps": self.num_inference_steps,
-                "device_type": dev.type, "dtype": str(dt)}
+    def weights_key(self) -> dict:
+        return ({"model": weights_id(self.model, self.revision)} if self.model else
+                {"unet_config": self.unet_config, "init_seed": self.init_seed})
 
     def _load(self):
         if self._loaded is None:
             from diffusers import DDPMScheduler, UNet2DModel
             if self.model is None and self.unet_config is None:
                 raise ValueError("ddpm pool needs model (a trained folder), unet_config, or pool.train")
-            dev, dt = resolve_device_dtype(self.device, self.dtype)
+            dev, dt = self.device_dtype()
             torch.manual_seed(self.init_seed)
             if self.model:                            # hub id (its commit) or folder: unet/ + its scheduler/
                 unet = load_pretrained(UNet2DModel, self.model, self.revision, subfolder="unet")
@@ -92,14 +84,7 @@ class DDPMSource(GeneratedPool):
             return int(self.batch)
         return 256 if self._load()[2].type == "cuda" else 16
 
-    @torch.no_grad()
     def sample(self, labels: list[int], generators: list[torch.Generator]) -> torch.Tensor:
-        unet, sched, dev, dt = self._load()
-        S, C = unet.config.sample_size, unet.config.in_channels
-        sched.set_timesteps(self.num_inference_steps)
-        x = torch.stack([torch.randn(C, S, S, generator=g) for g in generators]).to(dev)   # (B, C, S, S)
-        y = torch.tensor(labels, device=dev)
-        for t in sched.timesteps:
-            out = unet(x.to(dt), t, class_labels=y).sample.float()               # eps or x0, as trained
-            x = sched.step(out, t, x, generator=generators).prev_sample
-        return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        from sas.generators.ddpm import sample_ddpm
+        unet, sched, _, dt = self._load()
+        return sample_ddpm(unet, sched, labels, generators, self.num_inference_steps, dt)

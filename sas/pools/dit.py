@@ -28,47 +28,17 @@ the guidance and the scheduler step stay float32.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import torch
 
 from sas.data.classes import ClassTable
-from sas.devices import resolve_device_dtype, set_tf32
+from sas.devices import set_tf32
 from sas.cache import is_local_path, weights_id
 from sas.pools.base import GeneratedPool
 
-__all__ = ["DiTSource", "respaced_timesteps", "dit_scheduler", "guided_output"]
-
-
-def respaced_timesteps(num_train_timesteps: int = 1000, steps: int = 50) -> list[int]:
-    """The timesteps kept when respacing (improved-DDPM `space_timesteps(T, [steps])`), descending."""
-    if steps > num_train_timesteps or steps < 1:
-        raise ValueError(f"num_inference_steps must be in [1, {num_train_timesteps}], got {steps}")
-    stride = (num_train_timesteps - 1) / (steps - 1) if steps > 1 else 1
-    taken, cur = [], 0.0
-    for _ in range(steps):
-        taken.append(round(cur))
-        cur += stride
-    return sorted(set(taken), reverse=True)
-
-
-def dit_scheduler(learned_variance: bool = True):
-    """The DiT training / sampling noise schedule: linear betas 1e-4..0.02 over 1000 steps."""
-    from diffusers import DDPMScheduler
-    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
-                         variance_type="learned_range" if learned_variance else "fixed_small",
-                         clip_sample=False, prediction_type="epsilon")
-
-
-def guided_output(out: torch.Tensor, batch: int, scale: float, channels: int) -> torch.Tensor:
-    """Classifier-free guidance on the doubled batch output (2B, C', H, W) -> (B, C', H, W).
-
-    The first `channels` channels become uncond + scale * (cond - uncond); the
-    rest (remaining eps channels, learned variance) are the conditional output's.
-    """
-    cond, uncond = out[:batch], out[batch:]
-    guided = uncond[:, :channels] + scale * (cond[:, :channels] - uncond[:, :channels])
-    return torch.cat([guided, cond[:, channels:]], dim=1)
+__all__ = ["DiTSource"]
 
 
 @dataclass
@@ -107,36 +77,27 @@ class DiTSource(GeneratedPool):
                                     "python train.py generator=minimax dataset=<name>)")
         # all three may stay None when the pipeline trains the weights first (pool.train); _load checks again
 
-    @classmethod
-    def from_parts(cls, transformer, vae, num_inference_steps: int, guidance_scale: float = 4.0) -> "DiTSource":
-        """A source over weights in memory (a DiT being fine-tuned: train.py's sample grids); labels are the
-        model's own class ids."""
-        src = cls(model=None, vae=None, class_ids="label", num_inference_steps=num_inference_steps,
-                  guidance_scale=guidance_scale)
-        p = next(transformer.parameters())
-        src._loaded = (transformer, transformer, vae.to(p.device).eval(), p.device, torch.float32)
-        return src
-
     # ------------------------------------------------------------------ weights
-    def key_config(self) -> dict:
-        dev, dt = resolve_device_dtype(self.device, self.dtype)
+    KIND: ClassVar[str] = "dit"
+    WEIGHT_FIELDS: ClassVar[tuple] = ("model", "revision", "vae", "vae_revision", "checkpoint", "transformer_config",
+                                      "vae_config", "init_seed")
+    RUNTIME_FIELDS: ClassVar[tuple] = ("device", "dtype", "batch", "decode_batch", "compile")
+
+    def weights_key(self) -> dict:
         weights = ({"checkpoint": weights_id(self.checkpoint)} if self.checkpoint else
                    {"transformer_config": self.transformer_config, "init_seed": self.init_seed}
                    if self.transformer_config is not None else {"model": weights_id(self.model, self.revision)})
         vae = ({"vae_config": self.vae_config, "init_seed": self.init_seed} if self.vae_config is not None
                else {"vae": weights_id(self.vae, self.vae_revision)} if self.vae
                else {"vae": weights_id(self.model, self.revision)})
-        return {"kind": "dit", "dit_features": "original", **weights, **vae, "class_ids": self.class_ids,
-                "guidance_scale": self.guidance_scale, "guidance": self.guidance,
-                "num_inference_steps": self.num_inference_steps, "latent_scale": self.latent_scale,
-                "device_type": dev.type, "dtype": str(dt)}
+        return {"dit_features": "original", **weights, **vae}
 
     def _load(self):
         if self._loaded is not None:
             return self._loaded
         from sas.generators.dit import load_transformer, load_vae
 
-        dev, dt = resolve_device_dtype(self.device, self.dtype)
+        dev, dt = self.device_dtype()
         if self.model is None and self.transformer_config is None and self.checkpoint is None:
             raise ValueError("pool needs weights: model (hub id / folder), checkpoint (.pt), transformer_config"
                              " or pool.train")
@@ -153,26 +114,16 @@ class DiTSource(GeneratedPool):
     def num_model_classes(self) -> int:
         return int(self._load()[0].config.num_embeds_ada_norm)
 
-    def _model_labels(self, labels: list[int], table: ClassTable | None = None) -> list[int]:
-        if self.class_ids == "label":
-            return list(labels)
-        table = table or getattr(self, "_table", None)
-        if table is None:
-            raise RuntimeError("DiTSource.sample maps dataset labels to ImageNet ids through the class table: call "
-                               "check(table) first (generate_pool does), or use class_ids='label'")
-        return [table.imagenet_ids[c] for c in labels]
-
     def check(self, table: ClassTable) -> None:
-        """Every class must map to an id the model has (before any sampling)."""
-        self._table = table
-        if self.class_ids == "imagenet" and any(i is None for i in table.imagenet_ids):
-            raise ValueError(f"dataset {table.name} has no ImageNet ids; use pool.class_ids=label with a DiT"
-                             " trained on its classes")
-        n = self.num_model_classes()
-        for c, mid in enumerate(self._model_labels(list(range(len(table))), table)):
-            if not 0 <= mid < n:
-                raise ValueError(f"class {c} '{table.names[c]}' maps to id {mid}, outside the model's {n}"
-                                 f" classes (0..{n - 1})")
+        """Every class must map to an id the model has (before any sampling): sas.data.classes.model_class_ids."""
+        from sas.data.classes import model_class_ids
+        self._ids = model_class_ids(table, self.class_ids, self.num_model_classes())
+
+    def _model_labels(self, labels: list[int]) -> list[int]:
+        if getattr(self, "_ids", None) is None:
+            raise RuntimeError("DiTSource.sample maps dataset labels to the model's class ids through the class "
+                               "table: call check(table) first (generate_pool does)")
+        return [self._ids[c] for c in labels]
 
     def batch_size(self) -> int:
         if self.batch != "auto":
@@ -188,28 +139,10 @@ class DiTSource(GeneratedPool):
         return int(max(8, min(500, max(0, free) * 0.6 // per_image)))
 
     # ------------------------------------------------------------------ sampling
-    @torch.no_grad()
     def sample(self, labels: list[int], generators: list[torch.Generator]) -> torch.Tensor:
-        transformer, net, vae, dev, dt = self._load()
-        cfg = transformer.config
-        B, C, S = len(labels), cfg.in_channels, cfg.sample_size
-        low = torch.autocast(dev.type, dtype=dt, enabled=dt != torch.float32)      # only the networks
-        x = torch.stack([torch.randn(C, S, S, generator=g) for g in generators]).to(dev)   # (B, C, S, S) float32
-        y = torch.tensor(self._model_labels(labels), device=dev)
-        null = torch.full_like(y, cfg.num_embeds_ada_norm)              # the "no class" row
-        y2 = torch.cat([y, null])                                       # (2B,)
-        guided_channels = 3 if self.guidance == "original" else C
-        sched = dit_scheduler(learned_variance=cfg.out_channels == 2 * C)
-        sched.set_timesteps(timesteps=respaced_timesteps(sched.config.num_train_timesteps, self.num_inference_steps))
-        for t in sched.timesteps:
-            tt = torch.full((2 * B,), int(t), device=dev)
-            with low:
-                out = net(torch.cat([x, x]), timestep=tt, class_labels=y2).sample     # (2B, C', S, S)
-            out = out.float()
-            out = guided_output(out, B, self.guidance_scale, guided_channels) if self.guidance_scale != 1 \
-                else out[:B]
-            x = sched.step(out, t, x, generator=generators).prev_sample           # float32 state
-        with low:                                                                 # decoded in chunks
-            images = torch.cat([vae.decode(z / self.latent_scale).sample
-                                for z in x.split(max(1, self.decode_batch))])     # (B, 3, H, W) in [-1, 1]
-        return ((images.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        from sas.generators.dit import sample_dit
+        transformer, net, vae, _, dt = self._load()
+        return sample_dit(transformer, vae, self._model_labels(labels), generators,
+                          guidance_scale=self.guidance_scale, guidance=self.guidance,
+                          num_inference_steps=self.num_inference_steps, latent_scale=self.latent_scale, dtype=dt,
+                          decode_batch=self.decode_batch, net=net)

@@ -27,13 +27,7 @@ from sas.data.classes import ClassTable
 from sas.cache import config_key
 from sas.io import atomic_write_bytes
 
-__all__ = ["PoolStore", "image_seed"]
-
-
-def image_seed(seed: int, label: int, k: int) -> int:
-    """The seed of image k of class `label`: independent of batch size and pool size."""
-    digest = hashlib.sha256(f"sas-pool:{int(seed)}:{int(label)}:{int(k)}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+__all__ = ["PoolStore"]
 
 
 class PoolStore:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import torch
@@ -82,25 +83,22 @@ class TextToImageSource(GeneratedPool):
         if self.model is not None and is_local_path(str(self.model)) and not Path(self.model).expanduser().is_dir():
             raise FileNotFoundError(f"pool.model folder not found: {self.model}")
 
-    def key_config(self) -> dict:
-        dev, dt = self._device_dtype()
-        weights = ({"model": weights_id(self.model, self.revision)} if self.model else
-                   {"unet_config": self.unet_config, "text_config": self.text_config, "vae_config": self.vae_config,
-                    "init_seed": self.init_seed})
-        return {"kind": "t2i", **weights, "template": self.template, "negative_prompt": self.negative_prompt,
-                "guidance_scale": self.guidance_scale, "num_inference_steps": self.num_inference_steps,
-                "scheduler": self.scheduler, "height": self.height, "width": self.width,
-                "output_size": self.output_size, "resize_filter": self.resize_filter, "device_type": dev.type,
-                "dtype": str(dt)}
+    KIND: ClassVar[str] = "t2i"
+    WEIGHT_FIELDS: ClassVar[tuple] = ("model", "revision", "unet_config", "text_config", "vae_config", "init_seed")
 
-    def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
+    def weights_key(self) -> dict:
+        return ({"model": weights_id(self.model, self.revision)} if self.model else
+                {"unet_config": self.unet_config, "text_config": self.text_config, "vae_config": self.vae_config,
+                 "init_seed": self.init_seed})
+
+    def device_dtype(self) -> tuple[torch.device, torch.dtype]:
         dev, dt = resolve_device_dtype(self.device, self.dtype)
         return dev, dt if dev.type == "cuda" else torch.float32    # half precision is a GPU setting
 
     def _load(self):
         if self._loaded is not None:
             return self._loaded
-        dev, dt = self._device_dtype()
+        dev, dt = self.device_dtype()
         if self.model is not None:
             from diffusers import AutoPipelineForText2Image
 

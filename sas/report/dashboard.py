@@ -1,7 +1,7 @@
 """W&B dashboards built from code (wandb-workspaces): a workspace and a report that compare samplers.
 
     ws = build_workspace("my-entity", "sas", sweep="table4")     # wandb_workspaces.workspaces.Workspace
-    rep = build_report("my-entity", "sas")                        # wandb_workspaces.reports.v2.Report
+    rep = build_wandb_report("my-entity", "sas")                        # wandb_workspaces.reports.v2.Report
     ws.save(); rep.save()                                         # (needs the network and a W&B login)
 
 Both read what sas.tracking.Tracker logs: every distill run has `config.group_by` (dataset, sampler, ipc,
@@ -17,7 +17,7 @@ section per paper table (runs of that experiment, grouped by the table's varying
 
 from __future__ import annotations
 
-__all__ = ["build_workspace", "build_report", "TABLE_GROUPS", "sampler_panels"]
+__all__ = ["build_workspace", "build_wandb_report", "TABLE_GROUPS", "sampler_panels"]
 
 # each paper table's experiment name -> the config keys its cells vary over (besides the sampler)
 TABLE_GROUPS = {
@@ -67,7 +67,7 @@ def build_workspace(entity: str, project: str, sweep: str | None = None,
                         runset_settings=ws.RunsetSettings(filters=filters, groupby=[ws.Config("group_by.sampler")]))
 
 
-def build_report(entity: str, project: str, sweep: str | None = None, tables=tuple(TABLE_GROUPS)):
+def build_wandb_report(entity: str, project: str, sweep: str | None = None, tables=tuple(TABLE_GROUPS)):
     """A report with one section per paper table (its runs, grouped by its varying keys and the sampler) and
     one for the sweep."""
     import wandb_workspaces.reports.v2 as wr

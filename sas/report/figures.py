@@ -16,7 +16,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["tsne_figure", "margin_grid", "curve_figure", "save_figure"]
+from sas.report.plots import project_2d, save_figure  # noqa: E402
+
+__all__ = ["tsne_figure", "margin_grid", "curve_figure"]
 
 
 def _pool_rows(run_dir: Path) -> list[dict]:
@@ -25,8 +27,6 @@ def _pool_rows(run_dir: Path) -> list[dict]:
 
 def tsne_figure(run_dir, out, seed: int = 0) -> Path:
     import torch
-
-    from sas.report.pictures import project_2d
 
     run_dir = Path(run_dir)
     res = json.loads((run_dir / "results.json").read_text())
@@ -92,13 +92,3 @@ def curve_figure(table: dict, out) -> Path:
     ax.set_title(spec.title, fontsize=8)
     ax.legend(fontsize=7)
     return save_figure(fig, out)
-
-
-def save_figure(fig, out, dpi: int = 130) -> Path:
-    """Lay out, write the PNG (its folder made), close the figure."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(out, dpi=dpi)
-    plt.close(fig)
-    return out

@@ -22,12 +22,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from sas.report.figures import save_figure  # noqa: E402
+from sas.report.plots import project_2d, save_figure  # noqa: E402
 
-__all__ = ["selection_pictures", "score_histograms", "embedding_map", "selected_grid", "project_2d", "TSNE_MAX"]
+__all__ = ["selection_pictures", "score_histograms", "embedding_map", "selected_grid"]
 
-TSNE_MAX = 250           # pools above this many images are mapped with PCA (t-SNE: seconds per 100 images)
-TSNE_ITERATIONS = 500
 MAX_CLASSES = 10         # classes shown in histograms and grids (all of them in the map)
 MAX_PER_CLASS = 10
 
@@ -54,20 +52,6 @@ def score_histograms(out, rec: dict, labels, chosen, names, max_classes: int = M
     axes[0][-1].legend(fontsize=6, loc="upper right")
     fig.suptitle("Pool scores per class (histograms), selected images below (ticks)", fontsize=9)
     return save_figure(fig, out, dpi=110)
-
-
-def project_2d(feats, method: str = "auto", seed: int = 0, tsne_iterations: int = TSNE_ITERATIONS):
-    """(N, d) -> ((N, 2), the method used): t-SNE (sklearn, PCA init) up to TSNE_MAX images for auto, else PCA
-    (the top two right singular vectors of the centred features)."""
-    x = np.asarray(feats, dtype=np.float32)
-    method = ("tsne" if len(x) <= TSNE_MAX else "pca") if method == "auto" else method
-    if method == "tsne" and len(x) > 3:
-        from sklearn.manifold import TSNE
-        return TSNE(n_components=2, perplexity=min(30.0, max(2.0, (len(x) - 1) / 3)), init="pca",
-                    random_state=seed, max_iter=tsne_iterations).fit_transform(x), "tsne"
-    centred = x - x.mean(0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    return (centred @ vt[:2].T if vt.shape[0] >= 2 else np.c_[centred[:, :1], np.zeros(len(x))]), "pca"
 
 
 def embedding_map(out, feats, labels, chosen, method: str = "auto", seed: int = 0) -> Path:

@@ -1,6 +1,7 @@
-"""Input checks shared by `sas.scores` and `sas.sampling` (torch only).
+"""Input checks shared by `sas.scores` and `sas.sampling` (torch only), and the `Prepared` inputs a selection
+rule (a plug-in `Sampler.choose`) receives.
 
-    from sas._inputs import prepare
+    from sas.inputs import prepare
     p = prepare(image_features, labels, text_features, ipc=10, need_separation=True)
     p.x, p.norms  # (N, d) rows in the compute dtype on the features' device, (N, 1) their norms
     p.unit(idx)   # normalised rows, e.g. (B, k) indices -> (B, k, d)

@@ -1,4 +1,5 @@
-"""Counting the host-device synchronisations of training steps, on any device (a CPU included).
+"""Counting the host-device synchronisations of training steps, on any device (a CPU included): the tool
+of the benchmarks (evaluation.py, pools.py) and tests/test_syncs.py, not part of the library.
 
     with SyncCounter() as syncs:
         step()
