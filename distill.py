@@ -18,17 +18,23 @@ def main(cfg):
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from sas.config import build_plan, comparable_config
     from sas.console import quiet
-    from sas.pipeline import record_failure, run
+    from sas.pipeline import run_plan
+    from sas.run_folder import RunFolder
     from sas.shards import init_from_env
     quiet()
     init_from_env()                                      # torchrun / srun: join the process group
     hc = HydraConfig.get()
     choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra")}
     try:
-        return run(cfg, choices=choices)
+        return run_plan(build_plan(cfg, choices))        # every value checked first, then the stages
     except Exception as err:
-        record_failure(hc.runtime.output_dir, err, cfg, choices)   # <run>/failed.json: the report marks the cell
+        try:
+            config = comparable_config(cfg)
+        except Exception:  # an unresolvable config: failed.json alone records the failure
+            config = None
+        RunFolder(hc.runtime.output_dir, config).fail(err, choices)   # <run>/failed.json: the report marks the cell
         if hc.mode == RunMode.MULTIRUN:                  # the other jobs of the sweep go on
             return float("nan")
         if isinstance(err, user_errors()):               # its message says what to do: no traceback

@@ -95,8 +95,8 @@ def classes_check(tmp: Path) -> None:
         cmd = [PY, str(ROOT / "distill.py"), *common, *extra, f"paths.cache_dir={tmp / f'cache{n}'}",
                f"hydra.run.dir={tmp / f'run{n}'}"]
         rows[n] = timed_process(cmd, env)
-        import json
-        res = json.loads((tmp / f"run{n}" / "results.json").read_text())
+        from sas.run_folder import RunFolder
+        res = RunFolder(tmp / f"run{n}").results()
         print(f"  {n:>5} classes: {rows[n][0]:6.1f} s wall, peak RSS {rows[n][1]:7.0f} MiB "
               f"({res['pool_files']} pool images, top-1 {res['best_top1_mean']:.3f})", flush=True)
     print(f"  ratio 1,000 / 100 classes: wall x{rows[1000][0] / rows[100][0]:.2f}, "

@@ -1,18 +1,21 @@
-"""Validation of a composed distill config, before any model loads.
+"""A composed distill config, checked and read once, before any model loads.
 
-    plan = build_plan(cfg)      # ConfigError naming the key on any bad value
+    plan = build_plan(cfg, choices)      # ConfigError naming the key on any bad value
 
 Builds the cheap objects (samplers, evaluation protocol, dataset handle, pool
-source, encoder) from the config: their constructors check every value, and
-nothing heavy (weights, images) is loaded here.
+source, encoder, the W&B tracker's factory) and every run-level value into one
+frozen Plan: their constructors check every value, nothing heavy (weights,
+images) is loaded here, and nothing after build_plan reads the config.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-__all__ = ["ConfigError", "Plan", "build_plan", "DistillConfig", "register_schema"]
+__all__ = ["ConfigError", "Plan", "build_plan", "comparable_config", "resolved_config", "DistillConfig",
+           "register_schema", "IGNORED_KEYS"]
 
 
 @dataclass
@@ -37,7 +40,8 @@ class DistillConfig:
     eval_split: str = "val"                   # val: the real validation split (reported figures); holdout: the
                                               # first holdout_per_class real train images per class (tuning)
     holdout_per_class: int = 50
-    compare: Dict[str, Any] = field(default_factory=dict)   # more samplers on the same pool (experiment=demo)
+    compare: Dict[str, Any] = field(default_factory=dict)   # more samplers on the same pool, at the run sampler's
+                                                            # ipc and pool_mult (experiment=demo)
     job_name: Optional[str] = None            # W&B run name (default: the output folder's name)
     pictures: bool = True                     # score histograms, embedding map, selected grid (PNG + W&B)
     map_method: str = "auto"                  # embedding map: auto (t-SNE up to 250 images, else PCA) | tsne | pca
@@ -86,35 +90,62 @@ class ConfigError(ValueError):
     """A bad config value; the message names the key."""
 
 
-@dataclass
+IGNORED_KEYS = ("overwrite", "logger", "progress", "job_name")   # how a run looks, not what it computes
+
+
+@dataclass(frozen=True)
 class Plan:
-    samplers: dict          # choice name -> Sampler; the first is the run's own sampler
-    protocol: object        # sas.evaluation.protocol.Protocol
-    data: object            # sas.data.real.RealData
-    pool: object            # anything with paths(n_per_class, PoolContext): generated, trained, folder, real
+    """Everything a distill job needs, read from the config once (build_plan): nothing after it reads the config.
+    The stages (sas.pipeline) take their inputs from here and hand each other the objects of sas.artifacts."""
+
+    # what the run selects from, and how it evaluates
+    samplers: dict                  # choice name -> Sampler; the first is the run's own sampler
+    protocol: object                # sas.evaluation.protocol.Protocol
+    model: dict                     # the model config (resolved): what evaluation trains
+    data: object                    # sas.data.real.RealData
+    pool: object                    # anything with paths(n_per_class, PoolContext): generated, trained, folder, real
     encoder: object
-    n_per_class: int | None  # pool images per class = max(pool_mult x ipc); None: the whole pool
-    model: dict = field(default_factory=dict)        # the model config (resolved): what evaluation trains
-    eval_config: dict = field(default_factory=dict)  # the protocol config (resolved): part of the repeats' key
-    cache_dir: str = ""                              # the shared cache
-    pool_seed: int = 0
-    progress: bool = True
-    shard: int = 0                                   # pool.shard of pool.num_shards (sas.shards)
-    num_shards: int = 1
-    stop_after: str | None = None                    # pool | encode: a cache-filling job
-    data_key: dict = field(default_factory=dict)     # the dataset config (resolved): identifies the real data
-    ddranking: bool = False
-    ddranking_weight: float = 0.5
-    ddranking_lr_search: tuple = ()                  # learning rates of DD-Ranking's hard-label and random runs
-    ddranking_hard: object = None                    # the hard-label protocol of HLR (None: derived from protocol)
-    ddranking_full: str = "train"                    # train | cached
-    seed: int = 0                                    # the run seed (the DD-Ranking random subsets')
-    pictures: bool = True
-    map_method: str = "auto"
+    n_per_class: int | None         # pool images per class = max(pool_mult x ipc); None: the whole pool
+    # the run and its records
+    name: str                       # experiment name: W&B group, output folder
+    choices: dict                   # the config group choices (the report's cell keys)
+    config: dict                    # the comparable config (what the run folder stores)
+    output_dir: Path | None         # the run folder (Hydra's job folder); None outside a Hydra app
+    overwrite: bool
+    tracker: object                 # conf/logger's partial sas.tracking.Tracker
+    wandb_config: dict              # the resolved config, logged to W&B
+    group_by: dict                  # flat keys W&B groups runs by
+    job_name: str | None
+    seed: int                       # the run seed (DD-Ranking's random subsets)
+    progress: bool
+    pictures: bool
+    map_method: str
+    # the pool and the shared cache
+    cache_dir: str
+    pool_seed: int
+    pool_label: str | None          # the report's column name
+    shard: int                      # pool.shard of pool.num_shards (sas.shards)
+    num_shards: int
+    stop_after: str | None          # pool | encode: a cache-filling job
+    # the real data a run reads
+    data_key: dict                  # the dataset config (resolved): identifies the real data
+    eval_split: str                 # val | holdout
+    holdout_per_class: int
+    prototype_per_class: int | None
+    # DD-Ranking
+    ddranking: bool
+    ddranking_weight: float
+    ddranking_lr_search: tuple
+    ddranking_hard: object          # the hard-label protocol of HLR
+    ddranking_full: str             # train | cached
 
     @property
     def main(self) -> str:
         return next(iter(self.samplers))
+
+    @property
+    def ipc(self) -> int:
+        return self.samplers[self.main].ipc
 
 
 def _build(cfg_node, key: str):
@@ -126,18 +157,47 @@ def _build(cfg_node, key: str):
         raise ConfigError(f"invalid {key} config: {cause}") from None
 
 
-def build_plan(cfg, sampler_name: str | None = None) -> Plan:
-    """sampler_name: the run's sampler choice (sampler=<name>; default: the sampler's own name), the key of
-    its selection and results; comparison samplers are keyed by their names under `compare`."""
+def _output_dir(cfg):
+    try:
+        return Path(cfg.paths.output_dir)               # Hydra's run folder under distill.py
+    except Exception:  # the ${hydra:...} default cannot resolve outside a Hydra app
+        return None
+
+
+def resolved_config(cfg) -> dict:
+    """The config as plain data, every interpolation resolved (paths.output_dir: the run folder, or None)."""
+    from omegaconf import OmegaConf
+    out = _output_dir(cfg)
+    plain = OmegaConf.to_container(cfg, resolve=False)
+    plain.setdefault("paths", {})["output_dir"] = None if out is None else str(out)
+    return OmegaConf.to_container(OmegaConf.create(plain), resolve=True)
+
+
+def comparable_config(cfg) -> dict:
+    """What a run folder stores to recognise its config: resolved, without the keys that change how a run looks
+    (IGNORED_KEYS) or where it writes."""
+    c = resolved_config(cfg)
+    for k in IGNORED_KEYS:
+        c.pop(k, None)
+    c.get("paths", {}).pop("output_dir", None)
+    return c
+
+
+def build_plan(cfg, choices: dict | None = None) -> Plan:
+    """Every value checked (ConfigError naming the key), nothing heavy loaded. choices: the config group choices
+    (distill.py passes Hydra's); choices["sampler"] names the run's sampler (its selection and results), else the
+    sampler's own name; comparison samplers are keyed by their names under `compare`."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    choices = dict(choices or {})
     if cfg.get("sampler") is None:
         raise ConfigError("no sampler configured: choose one with sampler=<name>")
     main = _build(cfg.sampler, "sampler")
-    samplers = {sampler_name or main.name: main}
-    for name, node in (cfg.get("compare") or {}).items():
-        samplers[name] = _build(node, f"compare.{name}")
-    ipcs = {s.ipc for s in samplers.values()}
-    if len(ipcs) > 1:
-        raise ConfigError(f"compare samplers must share sampler.ipc; got {sorted(ipcs)}")
+    samplers = {choices.get("sampler") or main.name: main}
+    for name, node in (cfg.get("compare") or {}).items():     # on the same pool: the run's ipc and pool_mult
+        samplers[name] = _build(OmegaConf.merge(node, {"ipc": main.ipc, "pool_mult": main.pool_mult}),
+                                f"compare.{name}")
     protocol = _build(cfg.eval, "eval")
     data = _build(cfg.dataset, "dataset")
     try:
@@ -152,7 +212,10 @@ def build_plan(cfg, sampler_name: str | None = None) -> Plan:
     pool = _build(cfg.pool.source, "pool.source")
     if cfg.pool.get("train") is not None:              # the generator is trained on the real split first
         from sas.pools.trained import TrainedPool
-        pool = TrainedPool(pool, cfg.pool.train, cfg.dataset, int(cfg.seed), cfg.paths)
+        pool = TrainedPool(pool, OmegaConf.to_container(cfg.pool.train, resolve=False),  # relative interpolations:
+                           OmegaConf.to_container(cfg.dataset, resolve=True), int(cfg.seed),  # resolved with
+                                                                                              # output_dir, later
+                           {"cache_dir": str(cfg.paths.cache_dir), "data_dir": str(cfg.paths.data_dir)})
     encoder = _build(cfg.encoder, "encoder")
     if not isinstance(cfg.pool.get("seed", 0), int):
         raise ConfigError(f"pool.seed must be an integer, got {cfg.pool.seed!r}")
@@ -182,7 +245,6 @@ def build_plan(cfg, sampler_name: str | None = None) -> Plan:
         raise ConfigError(f"pool.num_shards={num_shards} with world size {rank_world()[1]}: shard jobs and "
                           "torchrun ranks only fill the cache; add stop_after=pool (or encode), then run the "
                           "selection once without them")
-    from omegaconf import OmegaConf
     model = OmegaConf.to_container(cfg.model, resolve=True)
     ddranking = bool(cfg.get("ddranking", False))
     weight = cfg.get("ddranking_weight", 0.5)
@@ -204,8 +266,23 @@ def build_plan(cfg, sampler_name: str | None = None) -> Plan:
                 raise ConfigError(str(err.args[0])) from None
         hard = _build(cfg.ddranking_hard, "ddranking_hard") if cfg.get("ddranking_hard") is not None else \
             protocol.ddranking_hard(search, bool(cfg.get("ddranking_hard_mix", False)))
-    return Plan(samplers, protocol, data, pool, encoder, n, model, OmegaConf.to_container(cfg.eval, resolve=True),
-                str(cfg.paths.cache_dir), int(cfg.pool.get("seed", 0)), bool(cfg.get("progress", True)), shard,
-                num_shards, stop_after, OmegaConf.to_container(cfg.dataset, resolve=True), ddranking,
-                float(weight), search, hard, full, int(cfg.get("seed", 0)), bool(cfg.get("pictures", True)),
-                str(cfg.get("map_method", "auto")))
+    group_by = {"dataset": cfg.dataset.name, "sampler": choices.get("sampler"), "ipc": main.ipc,
+                "pool_mult": main.pool_mult, "model": choices.get("model"), "pool": choices.get("pool"),
+                "encoder": choices.get("encoder"), "eval": choices.get("eval")}
+    try:
+        tracker = instantiate(cfg.logger)               # partial: the run folder comes when the run starts
+    except Exception as err:
+        raise ConfigError(f"invalid logger config: {err.__cause__ or err}") from None
+    return Plan(
+        samplers=samplers, protocol=protocol, model=model, data=data, pool=pool, encoder=encoder, n_per_class=n,
+        name=str(cfg.name), choices=choices, config=comparable_config(cfg), output_dir=_output_dir(cfg),
+        overwrite=bool(cfg.get("overwrite", False)), tracker=tracker, wandb_config=resolved_config(cfg),
+        group_by=group_by, job_name=cfg.get("job_name"), seed=int(cfg.get("seed", 0)),
+        progress=bool(cfg.get("progress", True)), pictures=bool(cfg.get("pictures", True)),
+        map_method=str(cfg.get("map_method", "auto")),
+        cache_dir=str(cfg.paths.cache_dir), pool_seed=int(cfg.pool.get("seed", 0)), pool_label=cfg.pool.get("label"),
+        shard=shard, num_shards=num_shards, stop_after=stop_after,
+        data_key=OmegaConf.to_container(cfg.dataset, resolve=True), eval_split=str(cfg.get("eval_split", "val")),
+        holdout_per_class=int(cfg.get("holdout_per_class", 50)), prototype_per_class=cfg.get("prototype_per_class"),
+        ddranking=ddranking, ddranking_weight=float(weight), ddranking_lr_search=search, ddranking_hard=hard,
+        ddranking_full=full)

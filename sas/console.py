@@ -2,6 +2,7 @@
 
     from sas.console import quiet
     quiet()        # distill.py and train.py call it first
+    print(results_table(results, scores))     # the distill job's closing table
 
 Lightning's info lines (devices found, tips, "fit stopped", estimating batches)
 and a few warnings that say nothing about the run are dropped; warnings and
@@ -15,7 +16,7 @@ import logging
 import os
 import warnings
 
-__all__ = ["quiet", "training_bar"]
+__all__ = ["quiet", "training_bar", "results_table"]
 
 _NOISE = (
     ".*treespec.*",                                             # a deprecation inside Lightning's own code
@@ -80,3 +81,24 @@ def training_bar(desc: str, unit: str = "epoch"):
             self.bar.close()
 
     return _Bar()
+
+
+def results_table(results: dict, scores: dict | None = None) -> str:
+    """Best / last top-1 per sampler (mean +- std over repeats, %), and DD-Ranking's HLR / IOR / IOR_pool
+    (percentage points), DDRS (on fractions) and LRS (the package's, on percentages) when given.
+    results: sampler -> summary (best_top1_mean, ...); scores: sampler -> sas.evaluation.ddranking scores."""
+    scores = scores or {}
+    head = f"{'sampler':<16} {'best top-1 (%)':>16} {'last top-1 (%)':>16}"
+    head += (f" {'HLR (pp)':>14} {'IOR (pp)':>14} {'IOR pool (pp)':>14} {'DDRS':>14} {'LRS (package)':>16}"
+             if scores else "")
+    lines = [head]
+    for name, r in results.items():
+        line = (f"{name:<16} {100 * r['best_top1_mean']:>9.1f} +- {100 * r['best_top1_std']:<4.1f}"
+                f" {100 * r['last_top1_mean']:>9.1f} +- {100 * r['last_top1_std']:<4.1f}")
+        s = scores.get(name)
+        if s:
+            line += "".join(f" {100 * s[f'{k}_mean']:>7.1f} +- {100 * s[f'{k}_std']:<4.1f}"
+                            for k in ("hlr", "ior", "ior_pool"))
+            line += f" {s['ddrs_mean']:>7.3f} +- {s['ddrs_std']:<5.3f} {s['lrs_mean']:>8.3f} +- {s['lrs_std']:<5.3f}"
+        lines.append(line)
+    return "\n".join(lines)

@@ -2,7 +2,7 @@
 rule (a plug-in `Sampler.choose`) receives.
 
     from sas.inputs import prepare
-    p = prepare(image_features, labels, text_features, ipc=10, need_separation=True)
+    p = prepare(image_features, labels, prototypes, ipc=10, need_separation=True)
     p.x, p.norms  # (N, d) rows in the compute dtype on the features' device, (N, 1) their norms
     p.unit(idx)   # normalised rows, e.g. (B, k) indices -> (B, k, d)
     p.labels   # (N,) int64
@@ -168,25 +168,25 @@ class Prepared:
         return tie_tolerance(self.x.dtype)
 
 
-def prepare(image_features, labels, text_features=None, *, num_classes: int | None = None,
+def prepare(image_features, labels, prototypes=None, *, num_classes: int | None = None,
             ipc: int | None = None, need_separation: bool = False) -> Prepared:
     """Validate and normalise the inputs of a score or sampler (see module docstring)."""
     feats = _as_tensor(image_features, "image_features")
-    text = None if text_features is None else _as_tensor(text_features, "text_features")
-    dtype = compute_dtype(feats.dtype, *(() if text is None else (text.dtype,)))
+    protos = None if prototypes is None else _as_tensor(prototypes, "prototypes")
+    dtype = compute_dtype(feats.dtype, *(() if protos is None else (protos.dtype,)))
     x, norms = _features(feats, "image_features", dtype)
     y = _labels(labels, x.shape[0], x.device)
 
     t = None
-    if text is not None:
-        t, t_norms = _features(text, "text_features", dtype, x.device)
+    if protos is not None:
+        t, t_norms = _features(protos, "prototypes", dtype, x.device)
         t = t / t_norms
         if t.shape[1] != x.shape[1]:
             raise SelectionInputError(
-                f"text_features have dimension {t.shape[1]} but image_features have dimension {x.shape[1]}")
+                f"prototypes have dimension {t.shape[1]} but image_features have dimension {x.shape[1]}")
         if num_classes is not None and num_classes != t.shape[0]:
             raise SelectionInputError(
-                f"num_classes={num_classes} but text_features has {t.shape[0]} rows (one per class)")
+                f"num_classes={num_classes} but prototypes has {t.shape[0]} rows (one per class)")
         num_classes = t.shape[0]
     if need_separation and (num_classes if num_classes is not None else int(y.max()) + 1) < 2:
         raise SelectionInputError(
@@ -203,7 +203,7 @@ def prepare(image_features, labels, text_features=None, *, num_classes: int | No
         row = int(torch.nonzero(y >= num_classes).flatten()[0])
         raise SelectionInputError(
             f"labels[{row}] = {int(y[row])} is out of range [0, {num_classes})"
-            + (" (one class per text_features row)" if t is not None else ""))
+            + (" (one class per prototypes row)" if t is not None else ""))
 
     counts = torch.bincount(y, minlength=num_classes)  # (C,)
     empty = torch.nonzero(counts == 0).flatten()

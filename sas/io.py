@@ -1,6 +1,6 @@
 """Atomic file writes: a file either holds its complete new content or is untouched.
 
-    atomic_write_text(path, text); atomic_write_bytes(path, data); atomic_copy(src, dst)
+    atomic_write_text(path, text); atomic_write_bytes(path, data); atomic_torch_save(obj, path)
     append_line(path, json_text); records = read_jsonl(path)      # append-only JSON lines
 
 Each writes to a temporary name in the target's folder and renames it into
@@ -11,11 +11,10 @@ half-written file under the real name.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_copy", "atomic_torch_save",
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_torch_save",
            "append_line", "read_jsonl"]
 
 
@@ -40,11 +39,6 @@ def atomic_write_bytes(path, data: bytes) -> None:
 
 def atomic_write_text(path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
-
-
-def atomic_copy(src, dst) -> None:
-    with open(src, "rb") as source:
-        atomic_write(dst, lambda f: shutil.copyfileobj(source, f))
 
 
 def atomic_torch_save(obj, path) -> None:

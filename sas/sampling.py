@@ -1,11 +1,12 @@
 """Selecting a distilled set from an image pool: SAS and every baseline of the paper.
 
     from sas.sampling import sas_select, SAS
-    idx = sas_select(image_features, labels, text_features, ipc=10)  # (C*ipc,) int64, ascending
-    sel = SAS(ipc=10)(image_features, labels, text_features)         # Selection: indices + per-image record
+    idx = sas_select(image_features, labels, prototypes, ipc=10)  # (C*ipc,) int64, ascending
+    sel = SAS(ipc=10)(image_features, labels, prototypes)         # Selection: indices + per-image record
 
-Inputs: image_features (N, d), labels (N,) integers in [0, C), text_features
-(C, d), torch tensors or numpy arrays, any device; rows are L2-normalised
+Inputs: image_features (N, d), labels (N,) integers in [0, C), prototypes
+(C, d): one per class, text ("A photo of a {}") or visual (mean real image
+embedding); torch tensors or numpy arrays, any device; rows are L2-normalised
 inside and the math keeps the input's float dtype. Every function returns
 exactly ipc pool indices per class, sorted ascending, on the features' device.
 
@@ -172,7 +173,7 @@ class Selection:
 @dataclass
 class Sampler:
     """Base of every sampler: the fields each sampler config has. A new selection rule is a subclass with
-    its own fields (dataclass), a `name`, `uses_text` / `uses_separation` when it needs prototypes, and one
+    its own fields (dataclass), a `name`, `uses_prototypes` / `uses_separation` when it needs prototypes, and one
     method, `choose(p)`, built from the hooks below; plus a YAML file whose _target_ is the class
     (README "Writing a selection rule"; experiments/samplers/coverage.py is a worked example). Every sampler
     here is written exactly that way.
@@ -188,7 +189,7 @@ class Sampler:
     pool_mult: int | None = 4
 
     name: ClassVar[str] = ""
-    uses_text: ClassVar[bool] = False        # needs class prototypes
+    uses_prototypes: ClassVar[bool] = False        # needs class prototypes
     uses_separation: ClassVar[bool] = False  # needs >= 2 classes
 
     def __post_init__(self):
@@ -196,12 +197,12 @@ class Sampler:
         if self.pool_mult is not None:                         # None: every image of the (real) pool
             self.pool_mult = check_int("pool_mult", self.pool_mult)
 
-    def select(self, image_features, labels, text_features=None, *, num_classes: int | None = None,
+    def select(self, image_features, labels, prototypes=None, *, num_classes: int | None = None,
                record: bool = True) -> Selection:
         """Choose ipc pool images per class. record=False skips the per-image scores."""
-        if self.uses_text and text_features is None:
-            raise SelectionInputError(f"sampler '{self.name}' needs text_features (one prototype per class)")
-        p = prepare(image_features, labels, text_features, num_classes=num_classes, ipc=self.ipc,
+        if self.uses_prototypes and prototypes is None:
+            raise SelectionInputError(f"sampler '{self.name}' needs prototypes (one prototype per class)")
+        p = prepare(image_features, labels, prototypes, num_classes=num_classes, ipc=self.ipc,
                     need_separation=self.uses_separation)
         selected, candidate = self.choose(p)
         scores = _scores(p) if record and p.t is not None and p.num_classes >= 2 else None
@@ -254,7 +255,7 @@ class SAS(Sampler):
 
     candidate_ratio: float = 0.5
     name: ClassVar[str] = "sas"
-    uses_text: ClassVar[bool] = True
+    uses_prototypes: ClassVar[bool] = True
     uses_separation: ClassVar[bool] = True
 
     def __post_init__(self):
@@ -272,7 +273,7 @@ class MixedScore(Sampler):
 
     lam: float = 0.1
     name: ClassVar[str] = "mixed"
-    uses_text: ClassVar[bool] = True
+    uses_prototypes: ClassVar[bool] = True
     uses_separation: ClassVar[bool] = True
 
     def __post_init__(self):
@@ -394,7 +395,7 @@ class Ablation(Sampler):
                 raise SelectionInputError(f"{flag} must be true or false, got {getattr(self, flag)!r}")
 
     @property
-    def uses_text(self) -> bool:  # type: ignore[override]
+    def uses_prototypes(self) -> bool:  # type: ignore[override]
         return self.use_rel or self.use_sep
 
     @property
@@ -402,7 +403,7 @@ class Ablation(Sampler):
         return self.use_sep
 
     def choose(self, p):
-        if self.uses_text:
+        if self.uses_prototypes:
             rel, sep = prepared_relevance_separation(p, need_separation=self.use_sep)
             score = (rel if self.use_rel else 0) + (sep if self.use_sep else 0)
             if self.use_div:
@@ -428,15 +429,15 @@ def build_sampler(name: str, **options) -> Sampler:
 
 # ----------------------------------------------------------------------------- functions
 
-def sas_select(image_features, labels, text_features, ipc: int, candidate_ratio: float = 0.5) -> Tensor:
+def sas_select(image_features, labels, prototypes, ipc: int, candidate_ratio: float = 0.5) -> Tensor:
     """SAS selection -> (C*ipc,) int64 pool indices, ascending."""
     return SAS(ipc=ipc, candidate_ratio=candidate_ratio).select(
-        image_features, labels, text_features, record=False).indices
+        image_features, labels, prototypes, record=False).indices
 
 
-def mixed_select(image_features, labels, text_features, ipc: int, lam: float) -> Tensor:
+def mixed_select(image_features, labels, prototypes, ipc: int, lam: float) -> Tensor:
     """Mixed-score selection (paper Eq. 9) -> (C*ipc,) int64 pool indices, ascending."""
-    return MixedScore(ipc=ipc, lam=lam).select(image_features, labels, text_features, record=False).indices
+    return MixedScore(ipc=ipc, lam=lam).select(image_features, labels, prototypes, record=False).indices
 
 
 def kcenter_select(image_features, labels, ipc: int, num_classes: int | None = None, features: str = "raw",
@@ -461,9 +462,9 @@ def random_select(labels, ipc: int, seed: int, num_classes: int | None = None) -
     return Random(ipc=ipc, seed=seed).select(stand_in, labels, num_classes=num_classes, record=False).indices
 
 
-def ablation_select(image_features, labels, text_features, ipc: int, use_rel: bool, use_sep: bool,
+def ablation_select(image_features, labels, prototypes, ipc: int, use_rel: bool, use_sep: bool,
                     use_div: bool, candidate_ratio: float = 0.5, seed: int = 0) -> Tensor:
     """Ablation of paper Table 6 -> (C*ipc,) int64 pool indices, ascending."""
     sampler = Ablation(ipc=ipc, use_rel=use_rel, use_sep=use_sep, use_div=use_div,
                        candidate_ratio=candidate_ratio, seed=seed)
-    return sampler.select(image_features, labels, text_features, record=False).indices
+    return sampler.select(image_features, labels, prototypes, record=False).indices

@@ -2,7 +2,7 @@
 
     from sas import scores
     d   = scores.angular_distance(a, b)                     # (n, m) radians
-    s   = scores.compute_scores(image_features, labels, text_features)
+    s   = scores.compute_scores(image_features, labels, prototypes)
     s.relevance, s.separation, s.margin, s.static_diversity  # each (N,)
 
 Inputs are torch tensors or numpy arrays; rows are L2-normalised inside.
@@ -174,19 +174,19 @@ def _scores(p: Prepared) -> ImageScores:
     return ImageScores(rel, sep, rel + sep, prepared_static_diversity(p))
 
 
-def relevance(image_features, labels, text_features) -> Tensor:
+def relevance(image_features, labels, prototypes) -> Tensor:
     """Eq. 5: -d(v_i, t_{y_i}) -> (N,)."""
-    return prepared_relevance_separation(prepare(image_features, labels, text_features), need_separation=False)[0]
+    return prepared_relevance_separation(prepare(image_features, labels, prototypes), need_separation=False)[0]
 
 
-def separation(image_features, labels, text_features) -> Tensor:
+def separation(image_features, labels, prototypes) -> Tensor:
     """Eq. 6: min over the other classes c of d(v_i, t_c) -> (N,)."""
-    return prepared_relevance_separation(prepare(image_features, labels, text_features, need_separation=True))[1]
+    return prepared_relevance_separation(prepare(image_features, labels, prototypes, need_separation=True))[1]
 
 
-def margin(image_features, labels, text_features) -> Tensor:
+def margin(image_features, labels, prototypes) -> Tensor:
     """Eq. 8: relevance + separation -> (N,)."""
-    rel, sep = prepared_relevance_separation(prepare(image_features, labels, text_features, need_separation=True))
+    rel, sep = prepared_relevance_separation(prepare(image_features, labels, prototypes, need_separation=True))
     return rel + sep
 
 
@@ -195,6 +195,6 @@ def static_diversity(image_features, labels, num_classes: int | None = None) -> 
     return prepared_static_diversity(prepare(image_features, labels, num_classes=num_classes))
 
 
-def compute_scores(image_features, labels, text_features) -> ImageScores:
+def compute_scores(image_features, labels, prototypes) -> ImageScores:
     """All four per-image scores at once."""
-    return _scores(prepare(image_features, labels, text_features, need_separation=True))
+    return _scores(prepare(image_features, labels, prototypes, need_separation=True))

@@ -1,14 +1,15 @@
 """W&B logging of a distill job: one run per Hydra job, also in multirun.
 
-    tracker = instantiate(cfg.logger)(cfg, out_dir, choices)   # conf/logger: mode online | offline | disabled
+    tracker = plan.tracker(config, out_dir, run_id, group_by, name)   # conf/logger: online | offline | disabled
                                              # (online falls back to offline, with a warning, when W&B is
                                              # unreachable or no key is set; a resumed job keeps its run id)
-    tracker.lightning_logger()               # hands the run to Lightning for the per-repeat curves
+    tracker.lightning_logger()               # hands the run to Lightning for every training's curves
     tracker.log_selection(...); tracker.log_results(...); tracker.finish()
 
 Logged: the resolved config (plus flat keys dataset / sampler / ipc / pool_mult
 / model / pool for grouping), group = the experiment name, per-repeat curves
-(repeat{r}/val/top1 against repeat{r}/epoch), summary metrics, a grid of the
+(<sampler>/repeat{r}/val/top1 against <sampler>/repeat{r}/epoch, and the same under
+<sampler>/ddranking_*/ for DD-Ranking's runs: one curve per training), summary metrics, a grid of the
 selected images captioned with their margin scores (paper Fig. 4), and the
 manifest as a table.
 """
@@ -19,7 +20,6 @@ from pathlib import Path
 
 __all__ = ["Tracker", "online_or_offline", "wandb_logger"]
 
-RUN_ID = "wandb_run_id"
 MAX_LOGGED_IMAGES = 200      # selected images per sampler in the W&B table (IPC x classes beyond it are cut)
 THUMBNAIL = 128              # side of the logged images: one size for a grid of any pool (real pools mix sizes)
 
@@ -31,19 +31,6 @@ def _thumbnail(path):
 
     from sas.data.images import open_rgb
     return np.asarray(ImageOps.fit(open_rgb(path), (THUMBNAIL, THUMBNAIL), Image.Resampling.BICUBIC))
-
-
-def _run_id(out: Path) -> str:
-    """The W&B run id of this job folder: made once, read back on every resume."""
-    from sas.io import atomic_write_text
-
-    path = Path(out) / RUN_ID
-    if path.is_file() and path.read_text().strip():
-        return path.read_text().strip()
-    import secrets
-    run_id = secrets.token_hex(6)                      # W&B ids: lowercase letters and digits
-    atomic_write_text(path, run_id + "\n")
-    return run_id
 
 
 def online_or_offline(timeout: float = 3.0) -> str:
@@ -96,12 +83,13 @@ def _netrc_has(base: str) -> bool:
 
 
 class Tracker:
-    """conf/logger builds it by _target_ (partial): Tracker(mode=..., project=...)(cfg, out_dir, choices)."""
+    """conf/logger builds it by _target_ (partial): Tracker(mode=..., project=...)(config, out, run_id, group_by,
+    name, job_name). config: the run's resolved config (plain data); run_id: the job folder's W&B id, or a
+    function that makes it (called only when logging); group_by: flat keys W&B groups runs by."""
 
-    def __init__(self, cfg, out: Path, choices: dict | None = None, mode: str = "disabled", project: str = "sas",
-                 entity: str | None = None, tags=(), connect_timeout: float = 3.0):
-        from omegaconf import OmegaConf
-
+    def __init__(self, config: dict, out: Path, run_id=None, group_by: dict | None = None, name: str = "default",
+                 job_name: str | None = None, mode: str = "disabled", project: str = "sas", entity: str | None = None,
+                 tags=(), connect_timeout: float = 3.0):
         self.run = None
         if mode == "disabled":
             return
@@ -109,43 +97,50 @@ class Tracker:
 
         if mode == "online":
             mode = online_or_offline(float(connect_timeout))
-        run_id = _run_id(out)                              # one job = one W&B run, across resumes
-
-        config = OmegaConf.to_container(cfg, resolve=True)
-        choices = choices or {}
-        config["group_by"] = {"dataset": cfg.dataset.name, "sampler": choices.get("sampler"),
-                              "ipc": cfg.sampler.ipc, "pool_mult": cfg.sampler.pool_mult,
-                              "model": choices.get("model"), "pool": choices.get("pool"),
-                              "encoder": choices.get("encoder"), "eval": choices.get("eval")}
-        self.run = wandb.init(project=project, entity=entity, group=cfg.name,
-                              name=cfg.get("job_name") or out.name, job_type="distill", config=config,
+        run_id = run_id() if callable(run_id) else run_id        # one job = one W&B run, across resumes
+        self.run = wandb.init(project=project, entity=entity, group=name, name=job_name or Path(out).name,
+                              job_type="distill", config={**config, "group_by": dict(group_by or {})},
                               dir=str(out), mode=mode, reinit="finish_previous", id=run_id, resume="allow",
                               settings=wandb.Settings(silent=True),         # the job prints its own results
                               tags=list(tags or []))
 
-    def lightning_logger(self, repeats: int):
+    def lightning_logger(self):
+        """A Lightning logger into this run. Every training logs its curve under its own prefix (sampler, what
+        was trained, repeat: "sas/repeat0/", "sas/ddranking_hard/repeat1/lr0.01/"), each against its own
+        "<prefix>epoch" axis, defined the first time the prefix is logged."""
         if self.run is None:
             return None
         from pytorch_lightning.loggers import WandbLogger
+
+        run, defined = self.run, set()
 
         class RunLogger(WandbLogger):  # the run's config is already complete: keep repeat hparams out of it
             def log_hyperparams(self, params, *args, **kwargs):
                 pass
 
-        for r in range(repeats):
-            self.run.define_metric(f"repeat{r}/epoch")
-            self.run.define_metric(f"repeat{r}/*", step_metric=f"repeat{r}/epoch")
+            def log_metrics(self, metrics, step=None):
+                for key in metrics:
+                    if key.endswith("epoch") and key[:-5] not in defined:
+                        prefix = key[:-5]
+                        run.define_metric(f"{prefix}epoch")
+                        run.define_metric(f"{prefix}*", step_metric=f"{prefix}epoch")
+                        defined.add(prefix)
+                super().log_metrics(metrics, step)
+
         return RunLogger(experiment=self.run)
 
-    def log_selection(self, name: str, rec: dict, idx: list[int], files: list[str], labels: list[int],
-                      table) -> None:
-        """rec: the selection's per-image record as lists; idx: the selected pool indices."""
+    def log_selection(self, selection) -> None:
+        """A PoolSelection (sas.artifacts): the selected images captioned with their margins, and the pool's
+        per-image record as a table."""
         if self.run is None:
             return
         import wandb
+        pool, rec, name = selection.encoded.pool, selection.record, selection.name
+        files, labels, table = pool.files, pool.labels, pool.classes
         margin = rec.get("margin")
         images = [wandb.Image(_thumbnail(files[i]), caption=f"{table.names[labels[i]]}"
-                              + (f" margin {margin[i]:.3f}" if margin else "")) for i in idx[:MAX_LOGGED_IMAGES]]
+                              + (f" margin {margin[i]:.3f}" if margin else ""))
+                  for i in selection.indices[:MAX_LOGGED_IMAGES]]
         columns = ["pool_index", "class", "file", *rec.keys()]
         rows = [[i, table.names[labels[i]], files[i], *(rec[k][i] for k in rec)] for i in range(len(files))]
         self.run.log({f"{name}/selected": images, f"{name}/manifest": wandb.Table(columns=columns, data=rows)})

@@ -3,7 +3,7 @@ groupings the tracker's logged keys need; nothing is saved (no network)."""
 
 import json
 
-from sas.report.dashboard import TABLE_GROUPS, build_wandb_report, build_workspace
+from sas.report.dashboard import CURVE_X, TABLE_GROUPS, curve_regex, build_wandb_report, build_workspace
 
 
 def test_workspace_groups_by_sampler_and_has_the_comparison_panels():
@@ -16,7 +16,12 @@ def test_workspace_groups_by_sampler_and_has_the_comparison_panels():
                                                   "ddranking/ddrs_mean"]
     assert all(p.groupby == "group_by.sampler" and p.groupby_rangefunc == "stddev" for p in bars)  # error bars
     curves = sections["Validation curves"].panels
-    assert curves[0].metric_regex == r"repeat\d+/val/top1" and curves[0].x == "epoch"
+    import re
+    assert curves[0].metric_regex == curve_regex("val/top1") and curves[0].x == CURVE_X
+    # each sampler's own evaluation curves, not DD-Ranking's trainings (logged under <sampler>/ddranking_*/)
+    assert [bool(re.search(curves[0].metric_regex, k)) for k in (
+        "sas/repeat0/val/top1", "random/repeat12/val/top1", "sas/ddranking_random_pool/repeat0/val/top1",
+        "sas/repeat0/val/best_top1")] == [True, True, False, False]
     media = sections["Selections"].panels[0]
     assert media.media_keys[:2] == ["sas/selected", "sas/figures/grid"] and "random/figures/map" in media.media_keys
     model = json.loads(ws._to_model().model_dump_json())          # the layout W&B stores, built offline

@@ -8,7 +8,8 @@ import torch
 from sas.data.images import ImageSet
 from sas.data.real import load_digits_split
 from sas.evaluation.classifier import Classifier
-from sas.evaluation.protocol import Protocol, evaluate, summarize
+from sas.artifacts import Evaluation
+from sas.evaluation.protocol import Protocol, evaluate
 from sas.models import build_model
 
 TINY = {"_target_": "sas.models.convnet.ConvNet", "depth": 3, "width": 32}
@@ -22,8 +23,8 @@ def digits():
 
 
 def test_summarize_mean_and_population_std():
-    s = summarize([{"best_top1": 0.5, "last_top1": 0.4}, {"best_top1": 0.7, "last_top1": 0.4},
-                   {"best_top1": 0.6, "last_top1": 0.1}])
+    s = Evaluation([{"best_top1": 0.5, "last_top1": 0.4}, {"best_top1": 0.7, "last_top1": 0.4},
+                    {"best_top1": 0.6, "last_top1": 0.1}], {}, {}, 1, 1, 0, "", 0, "").summary()
     assert s["n_repeats"] == 3
     assert math.isclose(s["best_top1_mean"], 0.6) and math.isclose(s["best_top1_std"], math.sqrt(0.02 / 3))
     assert math.isclose(s["last_top1_mean"], 0.3) and math.isclose(s["last_top1_std"], math.sqrt(0.06 / 3))
@@ -72,12 +73,12 @@ def test_protocol_run_on_digits_learns(digits):
     seen = []
     result = evaluate(train, val, TINY, protocol, on_repeat=seen.append)
     assert [r["repeat"] for r in seen] == [0, 1] and [r["seed"] for r in seen] == [0, 1]
-    for r in result["repeats"]:
+    for r in result.repeats:
         assert [e for e, _ in r["curve"]] == [10, 20, 30, 40]
         assert r["best_top1"] == max(a for _, a in r["curve"]) and r["last_top1"] == r["curve"][-1][1]
-    assert result["best_top1_mean"] > 0.5  # 100 real digits: far above chance (0.1) on the 540 test digits
-    assert result["val_images"] == 540 and result["epochs"] == 40 and result["eval_every"] == 10
-    assert result["repeats"][0]["curve"] != result["repeats"][1]["curve"]  # different seeds
+    assert result.summary()["best_top1_mean"] > 0.5  # 100 real digits: far above chance (0.1) on the 540 test digits
+    assert result.val_images == 540 and result.epochs == 40 and result.eval_every == 10
+    assert result.repeats[0]["curve"] != result.repeats[1]["curve"]  # different seeds
 
 
 def test_finished_repeats_are_not_run_again(digits):
@@ -87,20 +88,20 @@ def test_finished_repeats_are_not_run_again(digits):
     ran = []
     result = evaluate(train, val, TINY, protocol, completed=[fake], on_repeat=ran.append)
     assert [r["repeat"] for r in ran] == [1]
-    assert result["repeats"][0] is fake
-    assert math.isclose(result["best_top1_mean"], (0.9 + ran[0]["best_top1"]) / 2)
+    assert result.repeats[0] is fake
+    assert math.isclose(result.summary()["best_top1_mean"], (0.9 + ran[0]["best_top1"]) / 2)
 
 
 def test_same_seed_same_run(digits):
     train, val = digits
     protocol = Protocol(epochs=3, evaluations=3, image_size=32, repeats=1, progress=False)
-    a = evaluate(train, val, TINY, protocol)["repeats"][0]["curve"]
-    b = evaluate(train, val, TINY, protocol)["repeats"][0]["curve"]
+    a = evaluate(train, val, TINY, protocol).repeats[0]["curve"]
+    b = evaluate(train, val, TINY, protocol).repeats[0]["curve"]
     assert a == b
 
 
 def test_last_epoch_is_always_evaluated(digits):
     train, val = digits
     protocol = Protocol(epochs=5, evaluations=2, image_size=32, repeats=1, progress=False)  # every 2 epochs
-    curve = evaluate(train, val, TINY, protocol)["repeats"][0]["curve"]
+    curve = evaluate(train, val, TINY, protocol).repeats[0]["curve"]
     assert [e for e, _ in curve] == [2, 4, 5]

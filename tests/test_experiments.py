@@ -191,6 +191,7 @@ def full_run(root, name, sampler, ipc, best, model="convnet_tiny", ratio=None, s
     scfg = {"_target_": "x", "ipc": ipc, "pool_mult": 4, **({"candidate_ratio": ratio} if ratio else {})}
     (job / "config.yaml").write_text(yaml.safe_dump({"dataset": {"name": "digits"}, "sampler": scfg,
                                                      "eval": {"lr": 0.01}, "seed": 0, "name": "x"}))
+    (job / "choices.json").write_text(json.dumps({"sampler": sampler}))
     samplers = {}
     for s, vals in best.items():
         own = scfg if s == "sas" else {k: v for k, v in scfg.items() if k != "candidate_ratio"}
@@ -198,9 +199,12 @@ def full_run(root, name, sampler, ipc, best, model="convnet_tiny", ratio=None, s
             "repeats": [{"best_top1": v, "last_top1": v - 0.01} for v in vals]}}
         if scores and s in scores:
             samplers[s]["ddranking"] = scores[s]
+    head = [r["best_top1"] for r in samplers[sampler]["evaluation"]["repeats"]]
+    summary = {"best_top1_mean": sum(head) / len(head), "best_top1_std": 0.0, "last_top1_mean": 0.0,
+               "last_top1_std": 0.0}
     (job / "results.json").write_text(json.dumps({"choices": {"sampler": sampler, "model": model, "pool": "p",
                                                               "dataset": "digits", **(extra or {})},
-                                                  "samplers": samplers}))
+                                                  "samplers": samplers, **summary}))
 
 
 def test_comparison_table_of_any_runs(tmp_path):

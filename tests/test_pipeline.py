@@ -45,10 +45,15 @@ def test_smoke_end_to_end(tmp_path, capsys):
     # W&B offline run: the summary, the grouping keys, the per-repeat curve and the selection are there
     (wb,) = out.glob("wandb/offline-run-*")
     logged = read_offline_run(wb)
-    assert logged["summary"]["best_top1_mean"] == pytest.approx(best) and "repeat0/val/top1" in logged["summary"]
+    assert logged["summary"]["best_top1_mean"] == pytest.approx(best) and "sas/repeat0/val/top1" in logged["summary"]
     assert logged["config"]["group_by"]["pool_mult"] == 2 and logged["config"]["group_by"]["sampler"] == "sas"
     assert logged["config"]["name"] == "smoke" and "lr_gamma" not in logged["config"]
-    assert any("repeat0/val/top1" in h for h in logged["history"])
+    # the dashboard's curve panels read these keys: a curve per repeat, against the epoch
+    import re
+
+    from sas.report.dashboard import CURVE_X, curve_regex
+    curves = [h for h in logged["history"] if any(re.search(curve_regex("val/top1"), k) for k in h)]
+    assert curves and [h[CURVE_X] for h in curves] == [h["sas/repeat0/epoch"] for h in curves]
     assert len(list(wb.glob("files/media/images/sas/*.png"))) == 20  # the grid of the selected images
     # the pictures: PNGs in the run folder, and the same images in the W&B run
     figures = {p.name for p in (out / "figures").glob("*.png")}
@@ -147,7 +152,9 @@ def test_demo_preset_on_a_reduced_size(tmp_path, capsys):
     for name in ("random", "kcenter", "mixed"):
         assert len((out / "compare" / name / "distilled" / "manifest.jsonl").read_text().splitlines()) == 20
     assert list((tmp_path / "cache" / "generators").glob("ddpm-*/DONE"))  # the DDPM was trained and cached
-    assert list((tmp_path / "cache" / "encoders").glob("domain-*.pt"))    # so was the domain encoder
+    (encoder,) = (tmp_path / "cache" / "real_runs").glob("*.json")     # so was the domain encoder, on real data
+    assert json.loads(encoder.read_text())["settings"]["model"] == {"_target_": "sas.models.convnet.ConvNet",
+                                                                   "depth": 3, "width": 64}
     printed = capsys.readouterr().out
     assert all(n in printed for n in ("sas", "random", "kcenter", "mixed")) and str(out) in printed
     from sas.report import build_report
@@ -167,5 +174,9 @@ def test_whole_pool_kcenter_needs_the_real_pool(tmp_path):
 
 
 def test_class_ranks_follow_each_class_in_pool_order():
-    from sas.pipeline import _class_ranks
-    assert _class_ranks([0, 0, 0, 1, 1, 2, 2, 2, 2]) == [0, 1, 2, 0, 1, 0, 1, 2, 3]
+    from sas.artifacts import Pool
+    pool = Pool(tuple(f"{i}.png" for i in range(9)), (0, 0, 0, 1, 1, 2, 2, 2, 2), None)
+    assert pool.ranks() == [0, 1, 2, 0, 1, 0, 1, 2, 3]
+    assert pool.first_indices(2) == [0, 1, 3, 4, 5, 6] and pool.first_indices(None) == list(range(9))
+    with pytest.raises(ValueError, match="one label per file"):
+        Pool(("a.png",), (0, 1), None)

@@ -337,15 +337,17 @@ def test_distill_with_the_presets_ids_over_published_artifacts(dit_hub, openai_c
 
 
 def test_real_pools_of_mixed_sizes_log_to_wandb_without_warnings(tmp_path):
-    from omegaconf import OmegaConf
+    import torch
 
+    from sas.artifacts import EncodedPool, Pool, PoolSelection
     from sas.tracking import THUMBNAIL, Tracker
     files = png_files(tmp_path / "a", n=2, size=40) + png_files(tmp_path / "b", n=2, size=64)   # real photos vary
-    cfg = OmegaConf.create({"name": "t", "dataset": {"name": "imagewoof"}, "sampler": {"ipc": 1, "pool_mult": 2}})
-    tracker = Tracker(cfg, tmp_path / "run", {"sampler": "sas"}, mode="offline")
+    encoded = EncodedPool(Pool(tuple(files), (0, 0, 1, 1), WOOF), torch.zeros(4, 2), None, "")
+    picked = PoolSelection("sas", {"ipc": 1, "pool_mult": 2}, encoded, (0, 3), {"margin": [0.1, 0.2, 0.3, 0.4]})
+    tracker = Tracker({"name": "t"}, tmp_path / "run", "abc123", {"sampler": "sas"}, mode="offline")
     try:
         with no_warnings():
-            tracker.log_selection("sas", {"margin": [0.1, 0.2, 0.3, 0.4]}, [0, 3], files, [0, 0, 1, 1], WOOF)
+            tracker.log_selection(picked)
     finally:
         tracker.finish()
     from PIL import Image

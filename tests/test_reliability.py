@@ -143,6 +143,7 @@ def test_the_report_marks_damaged_records_and_goes_on(tmp_path):
         job = tmp_path / f"job{i}"
         job.mkdir()
         (job / "config.yaml").write_text("dataset: {name: digits}\nsampler: {ipc: 2}\n")
+        (job / "choices.json").write_text('{"sampler": "sas"}')
         (job / name).write_text(text)
     runs = {Path(r.path).name: r for r in collect_runs([tmp_path])}
     assert all(r.status == "damaged" for r in runs.values())
@@ -187,25 +188,27 @@ def test_every_damaged_artifact_is_detected_and_rebuilt_on_rerun(tmp_path, caplo
 # ----------------------------------------------------------------------------- one job per folder
 
 def test_a_second_job_on_a_held_folder_says_who_holds_it(tmp_path):
+    from sas.config import comparable_config
     from sas.pipeline import run
     from sas.run_folder import FolderBusy, RunFolder
-    from sas.pipeline import _comparable
     cfg = cfg_for(tmp_path)
-    with RunFolder(tmp_path / "run", _comparable(cfg)).hold():
+    with RunFolder(tmp_path / "run", comparable_config(cfg)).hold():
         with pytest.raises(FolderBusy, match=rf"in use by another run \(pid {os.getpid()} on "):
             run(cfg)
     assert not (tmp_path / "cache").exists()                   # refused before any work
 
 
 def test_a_refused_run_leaves_the_other_configs_folder_untouched(tmp_path):
-    from sas.pipeline import record_failure, run
+    from sas.config import comparable_config
+    from sas.pipeline import run
+    from sas.run_folder import RunFolder
     run(cfg_for(tmp_path, "eval.repeats=1"))
     out = tmp_path / "run"
     before = {p: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()}
     other = cfg_for(tmp_path, "sampler.ipc=1")
     with pytest.raises(ConfigError, match="holds a run of another config") as err:
         run(other)
-    record_failure(out, err.value, other, {"sampler": "sas"})   # what distill.py does with the error
+    RunFolder(out, comparable_config(other)).fail(err.value, {"sampler": "sas"})   # what distill.py does with it
     assert {p: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()} == before
     assert not (out / "failed.json").exists()
 

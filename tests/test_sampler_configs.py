@@ -12,7 +12,7 @@ from conftest import clustered
 from sas import sampling
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-NAMES = sorted(p.stem for p in (CONF / "sampler").glob("*.yaml"))
+NAMES = sorted(p.stem for p in (CONF / "sampler").glob("*.yaml") if not p.stem.startswith("_"))   # _: base files
 TABLE6 = {  # row -> (use_rel, use_sep, use_div)
     "ablation_none": (False, False, False), "ablation_rel": (True, False, False),
     "ablation_sep": (False, True, False), "ablation_div": (False, False, True),

@@ -264,7 +264,7 @@ def test_samplers_registry_and_config():
     assert set(sampling.SAMPLERS) == {"sas", "mixed", "kcenter", "herding", "random", "ablation"}
     s = sampling.build_sampler("mixed", ipc=3, lam=0.2)
     assert isinstance(s, MixedScore) and s.config() == {"name": "mixed", "ipc": 3, "pool_mult": 4, "lam": 0.2}
-    assert Ablation(use_div=False).uses_text and not Ablation(use_rel=False, use_sep=False).uses_text
+    assert Ablation(use_div=False).uses_prototypes and not Ablation(use_rel=False, use_sep=False).uses_prototypes
     assert isinstance(Random(), sampling.Sampler)
 
 

@@ -10,7 +10,8 @@ from torch import nn
 from sas.data.patches import shuffle_patches
 from sas.data.real import load_digits_split
 from sas.evaluation.protocol import EvalContext, evaluate
-from sas.evaluation.softlabel import (SoftLabelProtocol, rded_cosine, soft_loss, train_on_real,
+from sas.evaluation.protocol import train_on_real
+from sas.evaluation.softlabel import (SoftLabelProtocol, rded_cosine, soft_loss,
                                       weight_decay_groups)
 
 
@@ -77,13 +78,13 @@ def test_trained_teacher_is_cached_frozen_and_evaluation_waits_for_the_last_fift
     before = [p.detach().clone() for p in teacher.parameters()]
     net, result = train_on_real(protocol.teacher, protocol.hard_protocol(), ctx)
     assert result["best_top1"] > 0.5                             # a real teacher, trained on the real digits
-    assert len(list((tmp_path / "teachers").glob("real-*.pt"))) == 1                     # trained once, cached
+    assert len(list((tmp_path / "real_runs").glob("*.pt"))) == 1                     # trained once, cached
     distilled = load_digits_split("train", 16, per_class=3)
     out = evaluate(distilled, val, {"_target_": "sas.models.convnet.ConvNet", "depth": 2, "width": 8},
                    protocol, ipc=3, context=ctx)
-    assert [e for e, _ in out["repeats"][0]["curve"]] == [9, 10]  # epochs 9 and 10 of 10 (from 80% on)
+    assert [e for e, _ in out.repeats[0]["curve"]] == [9, 10]  # epochs 9 and 10 of 10 (from 80% on)
     assert not teacher.training and all(torch.equal(a, b) for a, b in zip(before, teacher.parameters()))
-    assert out["protocol"]["temperature"] == 20.0 and "_teacher" not in out["protocol"]
+    assert out.protocol["temperature"] == 20.0 and "_teacher" not in out.protocol
 
 
 def test_ddrs_formula():
@@ -116,7 +117,7 @@ def test_distill_run_scores_every_sampler_with_ddranking(tmp_path, capsys):
     assert sas["full_hard_top1"] == rnd["full_hard_top1"]                            # one full-data run, cached
     assert sas["full_source"].startswith("trained here")
     # two full-data runs, each cached: the teacher's architecture, and the evaluated model's for acc(real, hard)
-    assert len(list((tmp_path / "cache" / "teachers").glob("real-*.pt"))) == 2
+    assert len(list((tmp_path / "cache" / "real_runs").glob("*.pt"))) == 2
     assert sas["hlr"] == pytest.approx([sas["full_hard_top1"] - h for h in sas["syn_hard_top1"]])
     assert sas["syn_protocol_top1"] == [r["best_top1"] for r in res["samplers"]["sas"]["evaluation"]["repeats"]]
     # IOR: against IPC random real train images per class, a new draw per repeat (the package's baseline)
@@ -160,13 +161,13 @@ def test_ddrankings_hard_label_runs_follow_the_soft_protocol_with_a_learning_rat
     p = Protocol(epochs=3, evaluations=1, repeats=1, image_size=16, progress=False, accelerator="cpu",
                  augment="none", cutmix_prob=0.0, lr_search=(1e-5, 0.05))
     out = evaluate(train, val, {"_target_": "sas.models.convnet.ConvNet", "depth": 2, "width": 8}, p, ipc=3)
-    rec = out["repeats"][0]
+    rec = out.repeats[0]
     assert [r["lr"] for r in rec["lr_search"]] == [1e-5, 0.05]
     assert rec["best_top1"] == max(r["best_top1"] for r in rec["lr_search"])
     assert rec["lr"] == max(rec["lr_search"], key=lambda r: r["best_top1"])["lr"]
     alone = evaluate(train, val, {"_target_": "sas.models.convnet.ConvNet", "depth": 2, "width": 8},
                      p.replaced(lr=rec["lr"], lr_search=None), ipc=3)
-    assert alone["repeats"][0]["best_top1"] == rec["best_top1"]                 # the same run as in the search
+    assert alone.repeats[0]["best_top1"] == rec["best_top1"]                 # the same run as in the search
 
 
 def test_bad_ddranking_settings_are_named(tmp_path):

@@ -59,7 +59,7 @@ def test_prototypes_evaluation_and_latents_match_the_resident_path(digits_folder
     model = {"_target_": "sas.models.convnet.ConvNet", "depth": 2, "width": 8}
     a = evaluate(distilled, resident.split("val"), model, protocol, ipc=2)
     b = evaluate(distilled, streamed.split("val"), model, protocol, ipc=2)
-    assert a["best_top1_mean"] == pytest.approx(b["best_top1_mean"]) and b["val_images"] == 60
+    assert a.best == pytest.approx(b.best) and b.val_images == 60
     from omegaconf import OmegaConf
     vae = load_vae(vae_config=OmegaConf.to_container(OmegaConf.load(Path(__file__).parents[1] / "conf/arch/tiny_vae.yaml")))
     blob = encode_split(streamed.split("train"), vae.eval(), digits_folder / "latents", progress=False)
@@ -90,13 +90,16 @@ def test_ddp_evaluation_sums_top1_over_ranks_on_a_streamed_val_split(digits_fold
 
 def test_domain_encoder_trains_on_a_streamed_split(digits_folder, tmp_path):
     from sas.encoders.domain import DomainEncoder
+    from sas.evaluation.protocol import EvalContext
 
-    split = real(digits_folder, resident_max_gb=0.0, workers=0).split("train")
+    data = real(digits_folder, resident_max_gb=0.0, workers=0)
+    split, reads = data.split("train"), []
+    context = EvalContext(lambda: reads.append(1) or split, lambda: data.split("val"), str(tmp_path), {"name": "d"})
     enc = DomainEncoder(model={"_target_": "sas.models.convnet.ConvNet", "depth": 2, "width": 8}, image_size=16,
-                        epochs=2, batch_size=32).fit(split, tmp_path)
+                        epochs=2, batch_size=32).fit(context)
     images = torch.cat([x for x, _ in split.batches(64)])
     feats = enc.encode_tensors(images)                         # (120, 8 x 4 x 4): the flattened last feature map
-    again = DomainEncoder(model=enc.model, image_size=16, epochs=2, batch_size=32).fit(split, tmp_path)
+    again = DomainEncoder(model=enc.model, image_size=16, epochs=2, batch_size=32).fit(context)
     assert feats.shape == (120, 128) and torch.isfinite(feats).all()
     torch.testing.assert_close(again.encode_tensors(images), feats)              # the cached weights, reused
-    assert len(list((tmp_path / "encoders").glob("domain-*.pt"))) == 1
+    assert len(list((tmp_path / "real_runs").glob("*.pt"))) == 1 and len(reads) == 1    # trained once

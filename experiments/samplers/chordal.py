@@ -28,7 +28,7 @@ from sas.sampling import Sampler
 class ChordalSAS(Sampler):
     candidate_ratio: float = 0.5
     name: ClassVar[str] = "sas_chordal"
-    uses_text: ClassVar[bool] = True          # needs the class prototypes
+    uses_prototypes: ClassVar[bool] = True          # needs the class prototypes
     uses_separation: ClassVar[bool] = True    # and at least two classes
 
     def __post_init__(self):

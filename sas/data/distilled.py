@@ -7,14 +7,16 @@
 Layout:
     <dir>/<class folder>/<file>     the selected images
     <dir>/manifest.jsonl            one JSON object per image: file (relative to
-                                    <dir>), label, class, and whatever the caller
-                                    adds (pool index, scores, candidate, selected)
+                                    <dir>), label, class, sha256 (of the bytes
+                                    written), and whatever the caller adds (pool
+                                    index, scores, candidate, selected)
 The manifest is written last, to a temporary name and moved into place: a set
 without it is incomplete. Labels are never inferred from folder or file order.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -22,7 +24,7 @@ import torch
 
 from sas.data.classes import ClassTable
 from sas.data.images import DataError, ImageSet, decode_all
-from sas.io import atomic_copy, atomic_write_text
+from sas.io import atomic_write_bytes, atomic_write_text
 
 __all__ = ["MANIFEST", "write_distilled", "read_manifest", "read_distilled"]
 
@@ -43,9 +45,10 @@ def write_distilled(out_dir, sources: list, labels: list[int], table: ClassTable
             raise DataError(f"distilled source image missing: {src}")
         label = int(label)
         rel = Path(table.folders[label]) / f"{i:06d}_{src.name}"
-        atomic_copy(src, out_dir / rel)
+        data = src.read_bytes()
+        atomic_write_bytes(out_dir / rel, data)
         lines.append(json.dumps({"file": rel.as_posix(), "label": label, "class": table.names[label],
-                                 **(rows[i] if rows else {})}))
+                                 "sha256": hashlib.sha256(data).hexdigest(), **(rows[i] if rows else {})}))
     atomic_write_text(out_dir / MANIFEST, "\n".join(lines) + "\n")
     return out_dir / MANIFEST
 

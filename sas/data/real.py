@@ -30,7 +30,7 @@ from sas.data.images import DataError, ImageSet, decode_items, first_per_class, 
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RealData", "FASTAI_RELEASES", "load_digits_split", "LAYOUTS"]
+__all__ = ["RealData", "RealSplits", "FASTAI_RELEASES", "load_digits_split", "LAYOUTS"]
 
 # fastai releases: url, md5 of the archive (torchvision's for imagenette2). A null md5 skips the check.
 FASTAI_RELEASES = {
@@ -226,3 +226,30 @@ class RealData:
             x = F.interpolate(x.float(), size=self.image_size, mode="bilinear", antialias=True)
             x = x.round().clamp(0, 255).to(torch.uint8)
         return ImageSet(x, torch.tensor(ds.targets), self.table, f"torchvision CIFAR-10 ({split}): {self.root}")
+
+
+class RealSplits:
+    """The real splits a run reads, each read once on first use (RealData.split: decoded, every file checked,
+    or streamed from its files when larger than dataset.resident_max_gb).
+
+    splits = RealSplits(data, prototype_per_class=None, holdout_per_class=50)
+    splits.get("train"); splits.get("val"); splits.get("holdout")   # holdout: the first train files per class
+
+Visual prototypes read the first prototype_per_class train images per class (None: all); the holdout split
+(eval_split=holdout, for tuning) never touches the test split."""
+
+    def __init__(self, data: RealData, prototype_per_class: int | None = None, holdout_per_class: int = 50):
+        self.data, self.prototype_per_class, self.holdout_per_class = data, prototype_per_class, holdout_per_class
+        self._cache: dict = {}
+
+    def get(self, split: str):
+        if split not in self._cache:
+            if split == "holdout":
+                self._cache[split] = self.data.split("train", per_class=self.holdout_per_class)
+            else:
+                per_class = self.prototype_per_class if split == "train" else None
+                self._cache[split] = self.data.split(split, per_class=per_class)
+        return self._cache[split]
+
+    def train(self):
+        return self.get("train")

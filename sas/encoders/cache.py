@@ -26,7 +26,8 @@ from sas.shards import Shard
 
 log = logging.getLogger(__name__)
 
-__all__ = ["encode_pool", "embeddings_path", "visual_prototypes", "prototypes_for", "EncodingIncomplete"]
+__all__ = ["encode_pool", "encode_stage", "embeddings_path", "cached_embeddings", "visual_prototypes",
+           "prototypes_for", "needs_real_train", "EncodingIncomplete"]
 
 
 def encode_pool(encoder, files: list[str], key: dict, cache_dir, progress: bool = False,
@@ -115,6 +116,15 @@ def _appended(cached: dict, key: dict, files: list[str], feats: torch.Tensor, st
             "digests": list(cached["digests"]) + list(digests)}
 
 
+def cached_embeddings(path, files: list[str]) -> torch.Tensor:
+    """(N, d) rows of an embeddings cache file for these files (a run's results.json names the file)."""
+    cached = _load_cache(Path(path))
+    missing = [f for f in files if f not in set(cached["files"])]
+    if missing:
+        raise KeyError(f"embeddings {path} has no row for {len(missing)} file(s), e.g. {missing[0]}")
+    return _rows(cached, files)
+
+
 def _rows(cached: dict, files: list[str]) -> torch.Tensor:
     index = {f: i for i, f in enumerate(cached["files"])}
     return cached["features"][torch.tensor([index[f] for f in files], dtype=torch.long)]
@@ -173,6 +183,31 @@ def visual_prototypes(encoder, real, num_classes: int, batch_size: int = 1024) -
         protos.index_add_(0, labels, feats)
     counts = torch.bincount(real.labels, minlength=num_classes).clamp_min(1)
     return protos / counts[:, None]
+
+
+def needs_real_train(encoder) -> bool:
+    """Visual prototypes and the domain encoder read the real train split."""
+    from sas.encoders.domain import DomainEncoder
+    return isinstance(encoder, DomainEncoder) or getattr(encoder, "prototypes", "text") == "visual"
+
+
+def encode_stage(encoder, pool, context, progress: bool = True, shard: Shard | None = None):
+    """The encode stage: a Pool (sas.artifacts) -> EncodedPool: the pool's embeddings, cached per (pool folder,
+    encoder) in context.cache_dir and encoded only where new; the class prototypes (text or visual); a domain
+    encoder is trained on the real train split first (cached). context: sas.evaluation.protocol.EvalContext
+    (its real_train() reads the split on first call)."""
+    from sas.artifacts import EncodedPool
+    from sas.encoders.domain import DomainEncoder
+    from sas.shards import rank_world
+
+    if isinstance(encoder, DomainEncoder):
+        encoder.fit(context, progress=progress)
+    key = {"pool": [str(Path(pool.files[0]).parent.parent)], "encoder": encoder.key_config()}
+    feats = encode_pool(encoder, list(pool.files), key, context.cache_dir,
+                        progress=progress and rank_world()[0] == 0, shard=shard)       # (N, d)
+    protos = prototypes_for(encoder, pool.classes, context.real_train)                  # (C, d)
+    return EncodedPool(pool, feats.to(torch.float32), None if protos is None else protos.to(torch.float32),
+                       str(embeddings_path(key, context.cache_dir)))
 
 
 def prototypes_for(encoder, table, real_train_loader) -> torch.Tensor | None:

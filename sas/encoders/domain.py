@@ -1,7 +1,7 @@
 """A domain encoder: a small CNN trained on the real training split, whose features replace CLIP's.
 
     enc = DomainEncoder(model={"_target_": "sas.models.convnet.ConvNet", "depth": 3, "width": 64}, image_size=32)
-    enc.fit(real_train, cache_dir)                # trains once per (data, config); cached weights
+    enc.fit(context)                              # EvalContext: trains once per (data, config); cached weights
     feats = enc.encode_files(paths)               # (N, d) normalised penultimate features
 
 For domains where CLIP's semantics are weak (the paper's future work: medical,
@@ -11,15 +11,10 @@ prototypes are visual (mean embedding of the real training images per class).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import nn
-
-from sas.data.images import ImageSet
-from sas.io import atomic_torch_save, atomic_write_text
 
 __all__ = ["DomainEncoder"]
 
@@ -45,41 +40,34 @@ class DomainEncoder:
         return {"kind": "domain", "model": dict(self.model), "image_size": self.image_size, "epochs": self.epochs,
                 "batch_size": self.batch_size, "lr": self.lr, "seed": self.seed, **self._data_key}
 
-    def fit(self, train: ImageSet, cache_dir, progress: bool = False) -> "DomainEncoder":
-        """Train on the real training split (or load the cached weights of an identical run)."""
-        import pytorch_lightning as pl
+    def training(self, progress: bool = False):
+        """Its training as a hard-label evaluation protocol (IDC's optimiser and schedule, the random-resized-crop,
+        flip and jitter augmentation without PCA lighting, no CutMix), evaluated once on the real val split at
+        the end."""
+        from sas.evaluation.protocol import Protocol
+        return Protocol(lr=self.lr, batch_size=self.batch_size, epochs=self.epochs, cutmix_prob=0.0, lighting=0.0,
+                        image_size=self.image_size, evaluations=1, repeats=1, seed=self.seed, progress=progress)
 
-        from sas.data.augment import TrainAugment
-        from sas.evaluation.classifier import Classifier
-        from sas.evaluation.datamodule import ResidentDataModule
-        from sas.models import build_model
-        from sas.cache import config_key
+    def fit(self, context, progress: bool = False) -> "DomainEncoder":
+        """Train on the real training split through the one real-data training path
+        (sas.evaluation.protocol.train_on_real: cached in <cache>/real_runs by model, protocol and data); its top-1
+        on the real val split is logged. context: sas.evaluation.protocol.EvalContext."""
+        import logging
 
-        self._data_key = {"data": train.source, "n_train": len(train)}
-        path = Path(cache_dir) / "encoders" / f"domain-{config_key(self.key_config())}.pt"
-        pl.seed_everything(self.seed, verbose=False)
-        net = build_model(self.model, train.num_classes, image_size=self.image_size)
-        if path.is_file():
-            net.load_state_dict(torch.load(path, weights_only=True))
-        else:
-            module = Classifier(net, epochs=self.epochs, lr=self.lr, cutmix_prob=0.0, seed=self.seed)
-            dm = ResidentDataModule(train, train, TrainAugment(self.image_size, lighting=0.0),
-                                    batch_size=self.batch_size, seed=self.seed)
-            trainer = pl.Trainer(max_epochs=self.epochs, accelerator="auto", devices=1, logger=False,
-                                 enable_checkpointing=False, enable_model_summary=False, limit_val_batches=0,
-                                 enable_progress_bar=progress, num_sanity_val_steps=0)
-            trainer.fit(module, dm)
-            atomic_torch_save(net.state_dict(), path)
-            atomic_write_text(path.with_suffix(".json"), json.dumps(self.key_config(), indent=1))
+        from sas.evaluation.protocol import train_on_real
+
+        self._data_key = {"data": context.data_key}
+        net, result = train_on_real(self.model, self.training(progress), context)
+        logging.getLogger(__name__).info("domain encoder: top-1 %.3f on the real val split", result["best_top1"])
         net.classifier = nn.Identity()  # penultimate features
-        self._net = net.eval()
+        self._net = net.to("cuda" if torch.cuda.is_available() else "cpu").eval()
         return self
 
     @torch.no_grad()
     def encode_tensors(self, images: torch.Tensor) -> torch.Tensor:
         from sas.data.augment import normalize, to_unit_float
         if self._net is None:
-            raise RuntimeError("DomainEncoder.fit(real_train, cache_dir) must run before encoding")
+            raise RuntimeError("DomainEncoder.fit(context) must run before encoding")
         dev = next(self._net.parameters()).device
         out = []
         for i in range(0, len(images), self.encode_batch):

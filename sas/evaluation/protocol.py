@@ -2,7 +2,7 @@
 
     from sas.evaluation.protocol import Protocol, evaluate
     result = evaluate(distilled, real_val, {"_target_": "sas.models.resnet_ap.ResNetAP", "depth": 10}, Protocol(), ipc=10)
-    result["best_top1_mean"], result["best_top1_std"], result["last_top1_mean"], result["repeats"]
+    result.summary()["best_top1_mean"], result.repeats, result.as_dict()     # sas.artifacts.Evaluation
 
 The IDC protocol (used by Minimax and SAS) with every setting a named value of
 `Protocol` (conf/eval/idc.yaml). Each repeat r trains a fresh model with seed
@@ -19,10 +19,12 @@ import warnings
 from dataclasses import dataclass, field, fields
 from typing import Callable
 
+from sas.artifacts import DistilledSet, Evaluation
 from sas.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from sas.data.images import ImageSet
 
-__all__ = ["Protocol", "EvalContext", "evaluate", "summarize", "run_repeat", "fit"]
+__all__ = ["Protocol", "EvalContext", "evaluate", "evaluate_set", "run_repeat", "fit", "train_on_real", "NO_RESULT_FIELDS",
+           "REAL_RUNS"]
 
 NO_RESULT_FIELDS = ("progress",)     # protocol fields that change how a run looks, not what it computes
 
@@ -198,17 +200,6 @@ class EvalContext:
     data_key: dict = field(default_factory=dict)       # identifies the real data (dataset config)
 
 
-def summarize(repeats: list[dict]) -> dict:
-    """Mean and population std of best / last top-1 over repeats (each a dict with best_top1, last_top1)."""
-    out = {"n_repeats": len(repeats)}
-    for key in ("best_top1", "last_top1"):
-        vals = [float(r[key]) for r in repeats]
-        mean = sum(vals) / len(vals) if vals else math.nan
-        out[f"{key}_mean"] = mean
-        out[f"{key}_std"] = math.sqrt(sum((v - mean) ** 2 for v in vals) / len(vals)) if vals else math.nan
-    return out
-
-
 def run_repeat(train: ImageSet, val: ImageSet, model: dict, protocol: Protocol, epochs: int, repeat: int,
                logger=None, ipc: int | None = None, metric_prefix: str = "") -> dict:
     """One training run from scratch -> {repeat, seed, best_top1, last_top1, best_epoch, curve}. With
@@ -237,10 +228,10 @@ def fit(train, val, model: dict, protocol: Protocol, epochs: int, seed: int, log
     import pytorch_lightning as pl
     import torch
 
-    from sas.console import training_bar
     from sas.devices import set_tf32
     from sas.evaluation.datamodule import ResidentDataModule
     from sas.models import build_model
+    from sas.trainer import lightning_trainer
 
     pl.seed_everything(seed, workers=True, verbose=False)
     set_tf32(protocol.tf32)
@@ -249,14 +240,12 @@ def fit(train, val, model: dict, protocol: Protocol, epochs: int, seed: int, log
     dm = ResidentDataModule(train, val, protocol.train_augment(), batch_size or protocol.batch_size,
                             protocol.eval_batch_size, seed, mean=protocol.mean, std=protocol.std,
                             image_size=protocol.image_size)
-    trainer = pl.Trainer(
+    trainer = lightning_trainer(
         max_epochs=epochs, check_val_every_n_epoch=protocol.eval_every(epochs),
         accelerator=protocol.accelerator, devices=protocol.devices, strategy=protocol.strategy,
-        precision=protocol.precision, logger=logger if logger is not None else False,
-        enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
-        enable_progress_bar=False, callbacks=[training_bar(f"train {metric_prefix.rstrip('/') or 'model'}")]
-        if protocol.progress else [], log_every_n_steps=1 << 30, deterministic=False,
-        benchmark=protocol.cudnn_benchmark)
+        precision=protocol.precision, logger=logger, enable_checkpointing=False, num_sanity_val_steps=0,
+        enable_progress_bar=False, progress=f"train {metric_prefix.rstrip('/') or 'model'}" if protocol.progress
+        else None, log_every_n_steps=1 << 30, deterministic=False, benchmark=protocol.cudnn_benchmark)
     trainer.fit(module, dm)
     if not module.curve:         # ddp_spawn trained copies in other processes: the curve comes back as metrics
         module.curve = sorted((int(k.split("/")[1]), float(v)) for k, v in trainer.callback_metrics.items()
@@ -271,9 +260,9 @@ def fit(train, val, model: dict, protocol: Protocol, epochs: int, seed: int, log
 def evaluate(train: ImageSet, val: ImageSet, model: dict, protocol: Protocol, ipc: int | None = None,
              logger=None, completed: list[dict] | None = None,
              on_repeat: Callable[[dict], None] | None = None, context: EvalContext | None = None,
-             which: list[int] | None = None, metric_prefix: str = "") -> dict:
-    """Run protocol.repeats trainings (or the repeats `which` names; skipping those in `completed`) -> result dict
-    (JSON-ready). metric_prefix keys the logged curves by what was trained."""
+             which: list[int] | None = None, metric_prefix: str = "") -> Evaluation:
+    """Run protocol.repeats trainings (or the repeats `which` names; skipping those in `completed`) -> Evaluation.
+    metric_prefix keys the logged curves by what was trained."""
     if len(train) == 0:
         raise ValueError(f"empty training set: {train.source}")
     epochs = protocol.epochs_for(ipc, train.num_classes)
@@ -287,6 +276,70 @@ def evaluate(train: ImageSet, val: ImageSet, model: dict, protocol: Protocol, ip
         if r not in done and on_repeat is not None:
             on_repeat(rec)
         repeats.append(rec)
-    return {"model": dict(model), "epochs": epochs, "eval_every": protocol.eval_every(epochs),
-            "train_images": len(train), "train_source": train.source, "val_images": len(val),
-            "val_source": val.source, "protocol": protocol.config(), **summarize(repeats), "repeats": repeats}
+    return Evaluation(repeats=repeats, model=dict(model), protocol=protocol.config(), epochs=epochs,
+                      eval_every=protocol.eval_every(epochs), train_images=len(train), train_source=train.source,
+                      val_images=len(val), val_source=val.source)
+
+
+def evaluate_set(distilled: DistilledSet, table, context: EvalContext, model: dict, protocol: Protocol,
+                 ipc: int | None, logger=None, which: list[int] | None = None, metric_prefix: str = "") -> Evaluation:
+    """The evaluate stage: train on a distilled set on disk under `protocol`. Finished repeats are kept in
+    distilled.repeats_log (appended a line at a time, keyed by the model, the protocol's settings and the set's
+    manifest), so a killed run trains only what it lacks."""
+    import json
+
+    from sas.cache import config_key
+    from sas.data.distilled import read_distilled
+    from sas.io import append_line, read_jsonl
+
+    train = read_distilled(distilled.path, table, protocol.image_size)
+    key = config_key({"model": model, "protocol": [type(protocol).__name__, protocol.settings()],
+                      "manifest": distilled.manifest.read_text()})
+    log = distilled.repeats_log
+    done = [r for r in read_jsonl(log) if r.get("key") == key] if log else []    # a partial last line is dropped
+
+    def record(rec):
+        if log:
+            append_line(log, json.dumps({**rec, "key": key}))
+
+    return evaluate(train, context.real_val(), model, protocol, ipc=ipc, logger=logger, completed=done,
+                    on_repeat=record, context=context, which=which, metric_prefix=metric_prefix)
+
+
+REAL_RUNS = "real_runs"          # <cache>/real_runs: models trained on a whole real train split
+
+
+def train_on_real(model: dict, protocol: Protocol, context: EvalContext) -> tuple:
+    """A model trained with hard labels on the whole real train split, evaluated on real val; cached by model,
+    protocol and data (<cache>/real_runs/<key>.pt + .json) -> (net, {"best_top1", "last_top1", ...}).
+    The one real-data training path: the soft-label teacher, DD-Ranking's acc(real, hard) and the domain encoder
+    are such runs (one file when two coincide)."""
+    import json
+
+    import torch
+
+    from sas.cache import config_key
+    from sas.io import atomic_torch_save, atomic_write_text
+    from sas.models import build_model
+
+    if context.real_train is None or context.cache_dir is None:
+        raise ValueError("training a model on the real data needs the real train split and a cache folder")
+    what = {"model": model, "protocol": protocol.settings(), "data": context.data_key}
+    from pathlib import Path
+
+    path = Path(context.cache_dir) / REAL_RUNS / f"{config_key(json.loads(json.dumps(what, default=str)))}.pt"
+    real_val = context.real_val()
+    if path.is_file() and path.with_suffix(".json").is_file():        # cached: the train split is not read
+        net = build_model(model, num_classes=real_val.num_classes, image_size=protocol.image_size)
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return net, json.loads(path.with_suffix(".json").read_text())["result"]
+    real_train = context.real_train()
+    epochs = protocol.epochs or protocol.epochs_otherwise          # a full real split: no IPC rule
+    net, module = fit(real_train, real_val, model, protocol, epochs, protocol.seed)
+    net = getattr(net, "_orig_mod", net).cpu()
+    result = {"best_top1": module.best_top1, "last_top1": module.last_top1, "epochs": epochs,
+              "train_images": len(real_train)}
+    atomic_torch_save(net.state_dict(), path)
+    atomic_write_text(path.with_suffix(".json"), json.dumps({"settings": what, "result": result}, indent=1,
+                                                            default=str))
+    return net, result

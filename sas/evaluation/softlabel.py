@@ -28,7 +28,6 @@ architecture and the classes when the config is validated (Protocol.check), befo
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sas.evaluation.classifier import Classifier
-from sas.evaluation.protocol import EvalContext, Protocol
+from sas.evaluation.protocol import EvalContext, Protocol, train_on_real
 
 __all__ = ["SoftLabelProtocol", "SoftLabelClassifier", "soft_loss", "rded_cosine", "weight_decay_groups"]
 
@@ -353,33 +352,3 @@ def load_teacher(protocol: SoftLabelProtocol, table) -> nn.Module:
         raise ValueError(f"eval.teacher_weights {protocol.teacher_weights} does not fit eval.teacher "
                          f"{dict(protocol.teacher)}: {str(err).splitlines()[0][:300]}") from None
     return (net if index is None else ClassLogits(net, index)).eval()
-
-
-def train_on_real(model: dict, protocol: Protocol, context: EvalContext) -> tuple[nn.Module, dict]:
-    """A model trained with hard labels on the whole real train split, evaluated on real val; cached by model,
-    protocol and data (<cache>/teachers/real-<key>.pt + .json) -> (net, {"best_top1", "last_top1", ...}).
-    The soft-label teacher and DD-Ranking's acc(real, hard) are both such runs: one file when they coincide."""
-    from sas.cache import config_key
-    from sas.evaluation.protocol import fit
-    from sas.io import atomic_torch_save, atomic_write_text
-    from sas.models import build_model
-
-    if context.real_train is None or context.cache_dir is None:
-        raise ValueError("training a model on the real data needs the real train split and a cache folder")
-    what = {"model": model, "protocol": protocol.settings(), "data": context.data_key}
-    path = Path(context.cache_dir) / "teachers" / f"real-{config_key(json.loads(json.dumps(what, default=str)))}.pt"
-    real_val = context.real_val()
-    if path.is_file() and path.with_suffix(".json").is_file():        # cached: the train split is not read
-        net = build_model(model, num_classes=real_val.num_classes, image_size=protocol.image_size)
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return net, json.loads(path.with_suffix(".json").read_text())["result"]
-    real_train = context.real_train()
-    epochs = protocol.epochs or protocol.epochs_otherwise          # a full real split: no IPC rule
-    net, module = fit(real_train, real_val, model, protocol, epochs, protocol.seed)
-    net = getattr(net, "_orig_mod", net).cpu()
-    result = {"best_top1": module.best_top1, "last_top1": module.last_top1, "epochs": epochs,
-              "train_images": len(real_train)}
-    atomic_torch_save(net.state_dict(), path)
-    atomic_write_text(path.with_suffix(".json"), json.dumps({"settings": what, "result": result}, indent=1,
-                                                            default=str))
-    return net, result

@@ -53,10 +53,9 @@ def build_trainer(cfg, extra_callbacks: list):
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + list(extra_callbacks)
     if logger:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
-    if not cfg.trainer.get("enable_progress_bar", True) and cfg.get("progress", True):
-        from sas.console import training_bar
-        callbacks.append(training_bar(f"train {cfg.generator.kind}", unit="step"))   # one bar instead of Lightning's
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    quiet_bar = not cfg.trainer.get("enable_progress_bar", True) and cfg.get("progress", True)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger,          # sas.trainer.lightning_trainer
+                          progress=f"train {cfg.generator.kind}" if quiet_bar else None, progress_unit="step")
     if logger:
         logger.log_hyperparams(_plain(cfg))
     return trainer

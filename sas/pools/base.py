@@ -33,7 +33,7 @@ from sas.shards import Shard, barrier, rank_world
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PoolSource", "PoolContext", "PoolIncomplete", "GeneratedPool", "generate_pool", "pool_key"]
+__all__ = ["PoolSource", "PoolContext", "PoolIncomplete", "GeneratedPool", "generate_pool", "pool_key", "list_pool"]
 
 
 @dataclass
@@ -49,6 +49,14 @@ class PoolContext:
     progress: bool = True
     shard: int = 0                  # this job's shard of the pool's images (pool.shard of pool.num_shards
     num_shards: int = 1             # independent jobs; times the torch.distributed rank / world, sas.shards)
+
+
+def list_pool(pool, n_per_class: int | None, ctx: PoolContext):
+    """The pool stage: any pool kind (generated, trained first, folder, real) -> sas.artifacts.Pool of its first
+    n_per_class images per class (drawn first where they are missing)."""
+    from sas.artifacts import Pool
+    files, labels = pool.paths(n_per_class, ctx)
+    return Pool(tuple(files), tuple(labels), ctx.table)
 
 
 class PoolIncomplete(RuntimeError):

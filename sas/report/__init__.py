@@ -17,19 +17,20 @@ __all__ = ["build_report"]
 
 def build_report(roots=(), out="report", tables=None, wandb_path: str | None = None) -> str:
     from sas.io import atomic_write_text
-    from sas.report.figures import curve_figure
-    from sas.report.tables import (TABLES, build_table, collect_runs, render_latex, render_markdown,
-                                   runs_from_wandb)
-
-    from sas.report.compare import collect_entries, comparison, write_csv
+    from sas.report.compare import comparison, entries_from_records, write_csv
     from sas.report.compare import render_latex as compare_latex
     from sas.report.compare import render_markdown as compare_markdown
+    from sas.report.figures import curve_figure
+    from sas.report.tables import (TABLES, build_table, render_latex, render_markdown, runs_from_records,
+                                   runs_from_wandb)
+    from sas.run_folder import RunFolder
 
-    runs = runs_from_wandb(wandb_path) if wandb_path else collect_runs(roots)
+    records = [] if wandb_path else [f.read() for f in RunFolder.find(roots)]     # the one run collector
+    runs = runs_from_wandb(wandb_path) if wandb_path else runs_from_records(records)
     out = Path(out)
     md, tex = ["# SAS report", ""], []
     if not wandb_path:
-        entries, skipped = collect_entries(roots)
+        entries, skipped = entries_from_records(records)
         if entries:
             cmp = comparison(entries, skipped)
             md.append(compare_markdown(cmp))

@@ -19,9 +19,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-__all__ = ["Entry", "collect_entries", "comparison", "render_markdown", "render_latex", "write_csv"]
+__all__ = ["Entry", "collect_entries", "entries_from_records", "comparison", "render_markdown", "render_latex",
+           "write_csv"]
 
 _LAUNCH = {"name", "paths", "compare", "hydra", "logger", "progress", "overwrite", "job_name", "stop_after",
            "sampler"}
@@ -54,37 +53,42 @@ def _flat(d, prefix: str = "") -> dict:
     return out
 
 
-def collect_entries(roots) -> tuple[list[Entry], list[str]]:
-    """(entries of every finished job under the roots, one line per job left out and why)."""
+def entries_from_records(records) -> tuple[list[Entry], list[str]]:
+    """(one entry per (finished job, sampler), one line per job left out and why) from run records
+    (sas.run_folder.RunRecord)."""
     entries, skipped = [], []
-    for root in roots:
-        for res_file in sorted(Path(root).rglob("results.json")):
-            job = res_file.parent
-            if "wandb" in job.parts or job.parent.name == "compare" or "ddranking" in job.parts:
-                continue
+    for rec in records:
+        if rec.status != "ok":
+            skipped.append(f"{rec.path}: {rec.status}" + (f" ({rec.error[:100]})" if rec.status == "damaged" else ""))
+            continue
+        cfg, res = rec.config, rec.results
+        choices = res.get("choices") or rec.choices or {}
+        samplers = res.get("samplers")
+        if not isinstance(samplers, dict):
+            skipped.append(f"{rec.path}: damaged (results.json: no samplers)")
+            continue
+        base = {g: choices.get(g) or (cfg.get(g) or {}).get("name") for g in _GROUPS}
+        base.update({k: v for k, v in _flat({k: v for k, v in cfg.items() if k not in _LAUNCH and k not in
+                                             _GROUPS}).items()})
+        for name, s in samplers.items():
+            sampler_cfg = {k: v for k, v in (s.get("sampler") or {}).items() if k not in _SAMPLER_NOISE}
+            settings = {**base, **{f"sampler.{k}": v for k, v in _flat(sampler_cfg).items()}}
+            reps = (s.get("evaluation") or {}).get("repeats") or []
             try:
-                res = json.loads(res_file.read_text())
-                cfg = yaml.safe_load((job / "config.yaml").read_text()) or {}
-                choices = res.get("choices") or {}
-                samplers = res["samplers"]
-            except (OSError, ValueError, KeyError, yaml.YAMLError) as err:
-                skipped.append(f"{job}: unreadable ({str(err).splitlines()[0][:100]})")
+                best, last = [float(r["best_top1"]) for r in reps], [float(r["last_top1"]) for r in reps]
+            except (KeyError, TypeError, ValueError):
+                skipped.append(f"{rec.path}: damaged (results.json: sampler {name}'s repeats)")
                 continue
-            base = {g: choices.get(g) or (cfg.get(g) or {}).get("name") for g in _GROUPS}
-            base.update({k: v for k, v in _flat({k: v for k, v in cfg.items() if k not in _LAUNCH and k not in
-                                                 _GROUPS}).items()})
-            for name, rec in samplers.items():
-                sampler_cfg = {k: v for k, v in (rec.get("sampler") or {}).items() if k not in _SAMPLER_NOISE}
-                settings = {**base, **{f"sampler.{k}": v for k, v in _flat(sampler_cfg).items()}}
-                ev = rec.get("evaluation") or {}
-                reps = ev.get("repeats") or []
-                scores = rec.get("ddranking")
-                entries.append(Entry(str(job), name, settings, [r["best_top1"] for r in reps],
-                                     [r["last_top1"] for r in reps],
-                                     {k: scores[k] for k in SCORES if k in scores} if scores else None))
-        for failed in sorted(Path(root).rglob("failed.json")):
-            skipped.append(f"{failed.parent}: failed")
+            scores = s.get("ddranking")
+            entries.append(Entry(rec.path, name, settings, best, last,
+                                 {k: scores[k] for k in SCORES if k in scores} if scores else None))
     return entries, skipped
+
+
+def collect_entries(roots) -> tuple[list[Entry], list[str]]:
+    """entries_from_records of every run folder under the roots (sas.run_folder.RunFolder.find)."""
+    from sas.run_folder import RunFolder
+    return entries_from_records(f.read() for f in RunFolder.find(roots))
 
 
 def _row_keys(entries: list[Entry]) -> list[str]:

@@ -7,7 +7,7 @@
 Both read what sas.tracking.Tracker logs: every distill run has `config.group_by` (dataset, sampler, ipc,
 pool_mult, model, pool, encoder, eval), its W&B group is the experiment name (`name`: table1, demo, ...),
 its summary holds best/last top-1 mean and std (and ddranking/* when computed), its history the per-repeat
-validation curves `repeat<r>/val/top1` and the images `<sampler>/selected` and `<sampler>/figures/*`.
+validation curves `<sampler>/repeat<r>/val/top1` (Lightning's `trainer/global_step` holds the epoch) and the images `<sampler>/selected` and `<sampler>/figures/*`.
 
 The workspace: runs grouped by sampler; a section for the current sweep (or all runs), with bar charts of
 best and last top-1 by sampler (mean, std error bars over runs) and DD-Ranking's IOR / DDRS; per-repeat
@@ -17,7 +17,7 @@ section per paper table (runs of that experiment, grouped by the table's varying
 
 from __future__ import annotations
 
-__all__ = ["build_workspace", "build_wandb_report", "TABLE_GROUPS", "sampler_panels"]
+__all__ = ["build_workspace", "build_wandb_report", "TABLE_GROUPS", "sampler_panels", "CURVE_X", "curve_regex"]
 
 # each paper table's experiment name -> the config keys its cells vary over (besides the sampler)
 TABLE_GROUPS = {
@@ -26,6 +26,14 @@ TABLE_GROUPS = {
     "table4": ["group_by.pool_mult", "group_by.ipc"], "table5": ["group_by.ipc"], "table6": ["group_by.ipc"],
     "fig5": ["sampler.candidate_ratio"], "imagenet1k": ["group_by.ipc", "group_by.pool"],
 }
+
+
+CURVE_X = "trainer/global_step"
+
+
+def curve_regex(metric: str) -> str:
+    """The keys of one metric of every sampler's own evaluation repeats: <sampler>/repeat<r>/<metric>."""
+    return rf"^[^/]+/repeat\d+/{metric}$"
 
 
 def sampler_panels(wr, groupby: str = "group_by.sampler") -> list:
@@ -39,9 +47,11 @@ def sampler_panels(wr, groupby: str = "group_by.sampler") -> list:
 
 
 def _curves(wr) -> list:
-    return [wr.LinePlot(title="validation top-1 per repeat", x="epoch", metric_regex=r"repeat\d+/val/top1",
+    # each sampler's own evaluation runs (not DD-Ranking's, logged under <sampler>/ddranking_*/); the x axis is
+    # the step Lightning's W&B logger records with every log call, which sas's classifier sets to the epoch
+    return [wr.LinePlot(title="validation top-1 per repeat", x=CURVE_X, metric_regex=curve_regex("val/top1"),
                         groupby="group_by.sampler", groupby_aggfunc="mean", groupby_rangefunc="stddev"),
-            wr.LinePlot(title="training loss per repeat", x="epoch", metric_regex=r"repeat\d+/train/loss")]
+            wr.LinePlot(title="training loss per repeat", x=CURVE_X, metric_regex=curve_regex("train/loss"))]
 
 
 def _media(wr, samplers) -> list:

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -21,19 +20,13 @@ from sas.report.plots import project_2d, save_figure  # noqa: E402
 __all__ = ["tsne_figure", "margin_grid", "curve_figure"]
 
 
-def _pool_rows(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "pool_scores.jsonl").read_text().splitlines() if line]
-
-
 def tsne_figure(run_dir, out, seed: int = 0) -> Path:
-    import torch
+    from sas.encoders.cache import cached_embeddings
+    from sas.run_folder import RunFolder
 
-    run_dir = Path(run_dir)
-    res = json.loads((run_dir / "results.json").read_text())
-    cache = torch.load(res["embeddings"], weights_only=True)
-    index = {f: i for i, f in enumerate(cache["files"])}
-    rows = _pool_rows(run_dir)
-    feats = cache["features"][[index[r["file"]] for r in rows]].numpy()
+    folder = RunFolder(run_dir)
+    rows = folder.pool_scores()
+    feats = cached_embeddings(folder.results()["embeddings"], [r["file"] for r in rows]).numpy()
     labels = np.array([r["label"] for r in rows])
     chosen = np.array([r["selected"] for r in rows])
     xy, _ = project_2d(feats, "tsne", seed, tsne_iterations=1000)       # sklearn's default iterations
@@ -52,10 +45,12 @@ def tsne_figure(run_dir, out, seed: int = 0) -> Path:
 
 
 def margin_grid(run_dir, out, classes: list[int] | None = None) -> Path:
+    from sas.data.distilled import read_manifest
     from sas.data.images import open_rgb
+    from sas.run_folder import RunFolder
 
-    run_dir = Path(run_dir)
-    rows = [json.loads(line) for line in (run_dir / "distilled" / "manifest.jsonl").read_text().splitlines() if line]
+    dist = RunFolder(run_dir).distilled_dir()
+    rows = read_manifest(dist)                    # the checked reader: files inside the set, labels numbers
     by_class: dict[int, list[dict]] = {}
     for r in rows:
         by_class.setdefault(r["label"], []).append(r)
@@ -68,7 +63,7 @@ def margin_grid(run_dir, out, classes: list[int] | None = None) -> Path:
             ax = axes[i][j]
             ax.axis("off")
             if j < len(items):
-                ax.imshow(np.asarray(open_rgb(run_dir / "distilled" / items[j]["file"])))
+                ax.imshow(np.asarray(open_rgb(dist / items[j]["file"])))
                 ax.set_title(f"{items[j].get('margin', float('nan')):.3f}", fontsize=7)
         axes[i][0].text(-0.1, 0.5, items[0]["class"], transform=axes[i][0].transAxes, ha="right", va="center",
                         fontsize=8)

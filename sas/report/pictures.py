@@ -1,7 +1,7 @@
 """The pictures every distill run writes (PNG in <selection>/figures/, and to W&B): what the scores looked like
 over the pool, where the selection sits in embedding space, and the selected images.
 
-    paths = selection_pictures(sel_dir / "figures", rec, idx, files, labels, feats, table)
+    paths = selection_pictures(folder.figures_dir(sel_dir), selection)       # selection: sas.artifacts.PoolSelection
     # {"scores": score_histograms.png, "map": embedding_map.png, "grid": selected_grid.png}
 
   score_histograms  margin / relevance / separation, one panel each: per class (the first `max_classes`)
@@ -88,13 +88,16 @@ def selected_grid(out, files, labels, idx, names, max_classes: int = MAX_CLASSES
     return save_figure(fig, out, dpi=110)
 
 
-def selection_pictures(folder, rec: dict, idx, files, labels, feats, table, map_method: str = "auto") -> dict:
-    """All three for one selection -> {name: path} (scores only when the sampler computed them)."""
+def selection_pictures(folder, selection, map_method: str = "auto") -> dict:
+    """All three for one PoolSelection (sas.artifacts) -> {name: path} (scores only when the sampler computed
+    them)."""
     folder = Path(folder)
+    pool, rec, idx = selection.encoded.pool, selection.record, list(selection.indices)
+    files, labels, names = pool.files, pool.labels, list(pool.classes.names)
     chosen = np.zeros(len(files), dtype=bool)
-    chosen[list(idx)] = True
-    names = list(table.names)
-    out = {"map": embedding_map(folder / "embedding_map.png", feats, labels, chosen, map_method),
+    chosen[idx] = True
+    out = {"map": embedding_map(folder / "embedding_map.png", selection.encoded.features.numpy(), labels, chosen,
+                                map_method),
            "grid": selected_grid(folder / "selected_grid.png", files, labels, idx, names)}
     hist = score_histograms(folder / "score_histograms.png", rec, labels, chosen, names)
     if hist is not None:

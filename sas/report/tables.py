@@ -14,16 +14,12 @@ error, never an average.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import yaml
 
 from sas.report.paper import PAPER
 
-__all__ = ["Run", "ReportError", "TableSpec", "TABLES", "collect_runs", "runs_from_wandb", "build_table",
-           "render_markdown", "render_latex"]
+__all__ = ["Run", "ReportError", "TableSpec", "TABLES", "collect_runs", "runs_from_records", "runs_from_wandb",
+           "build_table", "render_markdown", "render_latex"]
 
 MODEL_LABELS = {"convnet6": "ConvNet-6", "resnet_ap10": "ResNetAP-10", "resnet18": "ResNet-18"}
 DATASET_LABELS = {"imagenette": "ImageNette", "imageidc": "ImageIDC"}
@@ -57,49 +53,26 @@ def _fields(cfg: dict, choices: dict) -> dict:
             "lam": sampler.get("lam"), "eval_split": cfg.get("eval_split", "val")}
 
 
-def _read(path: Path, parse):
-    """(content, None), or (None, "damaged <path>: <why>") for a file that does not parse."""
-    try:
-        return parse(path.read_text()), None
-    except (ValueError, yaml.YAMLError, OSError, UnicodeDecodeError) as err:
-        return None, f"damaged {path}: {str(err).splitlines()[0][:120]}"
+def runs_from_records(records) -> list[Run]:
+    """The paper tables' view of run records (sas.run_folder.RunRecord): a damaged record file makes the cell say
+    so (status "damaged", the file named in `error`), and the report goes on."""
+    runs = []
+    for rec in records:
+        cfg = rec.config
+        run = Run(rec.path, rec.status, _fields(cfg, rec.choices),
+                  {k: v for k, v in cfg.items() if k not in _NOT_SETTINGS}, error=rec.error)
+        if rec.status == "ok":
+            res = rec.results
+            run.best = (100 * res["best_top1_mean"], 100 * res["best_top1_std"])
+            run.last = (100 * res["last_top1_mean"], 100 * res["last_top1_std"])
+        runs.append(run)
+    return runs
 
 
 def collect_runs(roots) -> list[Run]:
-    """Every job folder (one holding config.yaml) under the roots, finished, failed, unfinished or with a
-    damaged record file (status "damaged", the file named in `error`; its cell says so, the report goes on)."""
-    runs = []
-    for root in roots:
-        for cfg_file in sorted(Path(root).rglob("config.yaml")):
-            job = cfg_file.parent
-            if job.name == "files" or "wandb" in job.parts or ".hydra" in job.parts:
-                continue
-            cfg, bad = _read(cfg_file, yaml.safe_load)
-            if not isinstance(cfg, dict):
-                cfg, bad = {}, bad or f"damaged {cfg_file}: not a mapping"
-            choices, bad_choices = _read(job / "choices.json", json.loads) if (job / "choices.json").is_file() \
-                else ({}, None)
-            bad = bad or bad_choices
-            choices = choices if isinstance(choices, dict) else {}
-            settings = {k: v for k, v in cfg.items() if k not in _NOT_SETTINGS}
-            run = Run(str(job), "incomplete", _fields(cfg, choices), settings)
-            if (job / "results.json").is_file():
-                res, bad_res = _read(job / "results.json", json.loads)
-                try:
-                    run.best = (100 * res["best_top1_mean"], 100 * res["best_top1_std"])
-                    run.last = (100 * res["last_top1_mean"], 100 * res["last_top1_std"])
-                    run.status = "ok"
-                except (TypeError, KeyError):
-                    bad = bad or bad_res or f"damaged {job / 'results.json'}: missing figures"
-            elif (job / "failed.json").is_file():
-                failed, bad_failed = _read(job / "failed.json", json.loads)
-                run.status = "failed"
-                run.error = failed.get("error") if isinstance(failed, dict) else None
-                bad = bad or bad_failed
-            if bad:
-                run.status, run.error = "damaged", bad
-            runs.append(run)
-    return runs
+    """Every run folder under the roots (sas.run_folder.RunFolder.find), finished, failed, unfinished or damaged."""
+    from sas.run_folder import RunFolder
+    return runs_from_records(f.read() for f in RunFolder.find(roots))
 
 
 def runs_from_wandb(path: str) -> list[Run]:
