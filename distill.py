@@ -27,19 +27,29 @@ def main(cfg):
     init_from_env()                                      # torchrun / srun: join the process group
     hc = HydraConfig.get()
     choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra")}
+    launch = launch_record(cfg, hc)
     try:
-        return run_plan(build_plan(cfg, choices))        # every value checked first, then the stages
+        return run_plan(build_plan(cfg, choices, launch))  # every value checked first, then the stages
     except Exception as err:
-        try:
-            config = comparable_config(cfg)
-        except Exception:  # an unresolvable config: failed.json alone records the failure
-            config = None
-        RunFolder(hc.runtime.output_dir, config).fail(err, choices)   # <run>/failed.json: the report marks the cell
+        if cfg.get("stop_after") is None:                # a cache-filling job leaves no run records
+            try:
+                config = comparable_config(cfg)
+            except Exception:  # an unresolvable config: failed.json alone records the failure
+                config = None
+            RunFolder(hc.runtime.output_dir, config).fail(err, choices, launch)   # the report marks the cell
         if hc.mode == RunMode.MULTIRUN:                  # the other jobs of the sweep go on
             return float("nan")
         if isinstance(err, user_errors()):               # its message says what to do: no traceback
             raise SystemExit(1) from None
         raise
+
+
+def launch_record(cfg, hc) -> dict:
+    """What Hydra would write to <run>/.hydra/ (conf/distill.yaml turns that off): the composed config, Hydra's
+    own and the command-line overrides, written by the run folder once the run is accepted there."""
+    from omegaconf import OmegaConf
+    return {"config.yaml": OmegaConf.to_yaml(cfg), "hydra.yaml": OmegaConf.to_yaml(OmegaConf.create({"hydra": hc})),
+            "overrides.yaml": OmegaConf.to_yaml(OmegaConf.create(list(hc.overrides.task)))}
 
 
 def user_errors() -> tuple:

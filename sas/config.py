@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from sas.errors import ConfigError
+
 __all__ = ["ConfigError", "Plan", "build_plan", "comparable_config", "resolved_config", "DistillConfig",
            "register_schema", "IGNORED_KEYS"]
 
@@ -86,8 +88,6 @@ def register_schema() -> None:
 register_schema()
 
 
-class ConfigError(ValueError):
-    """A bad config value; the message names the key."""
 
 
 IGNORED_KEYS = ("overwrite", "logger", "progress", "job_name")   # how a run looks, not what it computes
@@ -138,6 +138,7 @@ class Plan:
     ddranking_lr_search: tuple
     ddranking_hard: object          # the hard-label protocol of HLR
     ddranking_full: str             # train | cached
+    launch: dict = field(default_factory=dict)   # Hydra's launch record (file name -> YAML) for <run>/.hydra/
 
     @property
     def main(self) -> str:
@@ -148,8 +149,12 @@ class Plan:
         return self.samplers[self.main].ipc
 
 
-def _build(cfg_node, key: str):
+def _build(cfg_node, key: str, group: str | None = None):
+    """Instantiate a group's config once its targets are of the group's kind (sas.targets)."""
     from hydra.utils import instantiate
+
+    from sas.targets import check_targets
+    check_targets(cfg_node, group or key, key)
     try:
         return instantiate(cfg_node, _convert_="all")
     except Exception as err:  # hydra wraps constructor errors; report the constructor's own message
@@ -183,10 +188,11 @@ def comparable_config(cfg) -> dict:
     return c
 
 
-def build_plan(cfg, choices: dict | None = None) -> Plan:
+def build_plan(cfg, choices: dict | None = None, launch: dict | None = None) -> Plan:
     """Every value checked (ConfigError naming the key), nothing heavy loaded. choices: the config group choices
     (distill.py passes Hydra's); choices["sampler"] names the run's sampler (its selection and results), else the
-    sampler's own name; comparison samplers are keyed by their names under `compare`."""
+    sampler's own name; comparison samplers are keyed by their names under `compare`. launch: Hydra's launch
+    record (distill.py's launch_record), written into the run folder when the run starts."""
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
@@ -197,7 +203,7 @@ def build_plan(cfg, choices: dict | None = None) -> Plan:
     samplers = {choices.get("sampler") or main.name: main}
     for name, node in (cfg.get("compare") or {}).items():     # on the same pool: the run's ipc and pool_mult
         samplers[name] = _build(OmegaConf.merge(node, {"ipc": main.ipc, "pool_mult": main.pool_mult}),
-                                f"compare.{name}")
+                                f"compare.{name}", "sampler")
     protocol = _build(cfg.eval, "eval")
     data = _build(cfg.dataset, "dataset")
     try:
@@ -211,6 +217,12 @@ def build_plan(cfg, choices: dict | None = None) -> Plan:
         raise ConfigError(str(err)) from None
     pool = _build(cfg.pool.source, "pool.source")
     if cfg.pool.get("train") is not None:              # the generator is trained on the real split first
+        from sas.targets import check_targets
+        for group in ("generator", "trainer", "train_logger"):
+            if cfg.pool.train.get(group) is not None:
+                check_targets(cfg.pool.train[group], group, f"pool.train.{group}")
+        for name, node in (cfg.pool.train.get("callbacks") or {}).items():
+            check_targets(node, "callbacks", f"pool.train.callbacks.{name}")
         from sas.pools.trained import TrainedPool
         pool = TrainedPool(pool, OmegaConf.to_container(cfg.pool.train, resolve=False),  # relative interpolations:
                            OmegaConf.to_container(cfg.dataset, resolve=True), int(cfg.seed),  # resolved with
@@ -221,6 +233,7 @@ def build_plan(cfg, choices: dict | None = None) -> Plan:
         raise ConfigError(f"pool.seed must be an integer, got {cfg.pool.seed!r}")
     if cfg.get("eval_split", "val") not in ("val", "holdout"):
         raise ConfigError(f"eval_split must be val or holdout, got {cfg.eval_split!r}")
+    shard, num_shards, stop_after = cfg.pool.get("shard", 0), cfg.pool.get("num_shards", 1), cfg.get("stop_after")
     whole = [name for name, s in samplers.items() if s.pool_mult is None]
     if whole:
         from sas.pools.real import RealPool
@@ -230,7 +243,9 @@ def build_plan(cfg, choices: dict | None = None) -> Plan:
         n = None
     else:
         n = max(s.pool_mult * s.ipc for s in samplers.values())
-    shard, num_shards, stop_after = cfg.pool.get("shard", 0), cfg.pool.get("num_shards", 1), cfg.get("stop_after")
+        if isinstance(num_shards, int) and num_shards > n * len(data.table):
+            raise ConfigError(f"pool.num_shards={num_shards} is more than the pool's {n * len(data.table)} images "
+                              f"({n} per class x {len(data.table)} classes): at most one shard per image")
     try:
         from sas.shards import Shard
         Shard(shard, num_shards)
@@ -245,6 +260,8 @@ def build_plan(cfg, choices: dict | None = None) -> Plan:
         raise ConfigError(f"pool.num_shards={num_shards} with world size {rank_world()[1]}: shard jobs and "
                           "torchrun ranks only fill the cache; add stop_after=pool (or encode), then run the "
                           "selection once without them")
+    from sas.targets import check_targets
+    check_targets(cfg.model, "model")
     model = OmegaConf.to_container(cfg.model, resolve=True)
     ddranking = bool(cfg.get("ddranking", False))
     weight = cfg.get("ddranking_weight", 0.5)
@@ -264,11 +281,12 @@ def build_plan(cfg, choices: dict | None = None) -> Plan:
                 cached_full_accuracy(data.table.name, model_name(model))
             except KeyError as err:
                 raise ConfigError(str(err.args[0])) from None
-        hard = _build(cfg.ddranking_hard, "ddranking_hard") if cfg.get("ddranking_hard") is not None else \
+        hard = _build(cfg.ddranking_hard, "ddranking_hard", "eval") if cfg.get("ddranking_hard") is not None else \
             protocol.ddranking_hard(search, bool(cfg.get("ddranking_hard_mix", False)))
     group_by = {"dataset": cfg.dataset.name, "sampler": choices.get("sampler"), "ipc": main.ipc,
                 "pool_mult": main.pool_mult, "model": choices.get("model"), "pool": choices.get("pool"),
                 "encoder": choices.get("encoder"), "eval": choices.get("eval")}
+    check_targets(cfg.logger, "logger")
     try:
         tracker = instantiate(cfg.logger)               # partial: the run folder comes when the run starts
     except Exception as err:
@@ -285,4 +303,4 @@ def build_plan(cfg, choices: dict | None = None) -> Plan:
         data_key=OmegaConf.to_container(cfg.dataset, resolve=True), eval_split=str(cfg.get("eval_split", "val")),
         holdout_per_class=int(cfg.get("holdout_per_class", 50)), prototype_per_class=cfg.get("prototype_per_class"),
         ddranking=ddranking, ddranking_weight=float(weight), ddranking_lr_search=search, ddranking_hard=hard,
-        ddranking_full=full)
+        ddranking_full=full, launch=dict(launch or {}))

@@ -41,6 +41,8 @@ def run(cfg, choices: dict | None = None) -> float:
 
 def run_plan(plan: Plan) -> float:
     if plan.stop_after is not None:
+        if plan.output_dir is not None:
+            RunFolder(plan.output_dir).clear_records()        # an earlier failed attempt's records
         return fill_cache(plan)
     if plan.output_dir is None:
         raise ConfigError("paths.output_dir is not set: give it when calling sas.pipeline.run from Python "
@@ -56,7 +58,7 @@ def run_plan(plan: Plan) -> float:
             print(f"already finished with this config: {folder.path}")
             print(results_table({k: v["evaluation"] for k, v in finished["samplers"].items()}))
             return finished["best_top1_mean"]
-        folder.start(plan.choices)                             # config.yaml, choices.json (the report's cell keys)
+        folder.start(plan.choices, plan.launch)                # .hydra/, config.yaml, choices.json (the report's keys)
         return _run_stages(plan, folder, t_start)
 
 
@@ -104,15 +106,16 @@ def fill_cache(plan: Plan) -> float:
 def _run_stages(plan: Plan, folder: RunFolder, t_start: float) -> float:
     """The stages in order, one line each."""
     from sas.console import results_table
+    from sas.data.stream import check_streamed
     from sas.encoders.cache import encode_stage, needs_real_train
     from sas.pools.base import list_pool
 
     tracker = plan.tracker(plan.wandb_config, folder.path, folder.wandb_id, plan.group_by, plan.name, plan.job_name)
     try:
         context = _eval_context(plan)
-        context.real_val()                                                # real splits decoded (checked) ...
-        if needs_real_train(plan.encoder):                                # ... before the first expensive stage
-            context.real_train()
+        check_streamed(context.real_val(), plan.cache_dir, plan.progress)  # real splits decoded or checked ...
+        if needs_real_train(plan.encoder):                                  # ... before the first expensive stage
+            check_streamed(context.real_train(), plan.cache_dir, plan.progress)
         pool = list_pool(plan.pool, plan.n_per_class, _pool_context(plan))
         tracker.link_generator(plan.pool)                                 # the train.py run, when there is one
         encoded = encode_stage(plan.encoder, pool, context, plan.progress, _shard(plan))

@@ -41,9 +41,10 @@ RESULTS, FAILED, REPEATS, CONFIG, CHOICES = "results.json", "failed.json", "eval
     "choices.json"
 POOL_SCORES, WANDB_ID, DISTILLED, COMPARE, DDRANKING, FIGURES, WANDB = "pool_scores.jsonl", "wandb_run_id", \
     "distilled", "compare", "ddranking", "figures", "wandb"
-LOCK, OWNER = ".run.lock", ".run.owner"
+LOCK, OWNER, LAUNCH = ".run.lock", ".run.owner", ".hydra"
 OWNED = (DISTILLED, COMPARE, DDRANKING, FIGURES, WANDB, REPEATS, RESULTS, FAILED, CONFIG, CHOICES, POOL_SCORES,
-         WANDB_ID)          # everything a run writes: what overwrite=true removes
+         WANDB_ID, LAUNCH)  # everything a run writes: what overwrite=true removes
+RECORDS = (FAILED, CONFIG, CHOICES, LAUNCH)   # what says a job ran here: a cache-filling job clears them
 
 
 class FolderTaken(ConfigError):
@@ -87,9 +88,8 @@ class RunFolder:
         found = set()
         for root in roots:
             root = Path(root)
-            for record in (*root.rglob(CHOICES), *root.rglob(FAILED)):   # failed.json alone: an unresolvable config
-                if WANDB not in record.parent.relative_to(root).parts:
-                    found.add(record.parent)
+            found.update(record.parent for record in (*root.rglob(CHOICES), *root.rglob(FAILED)))  # failed.json
+                                                                                     # alone: an unresolvable config
         return [cls(p) for p in sorted(found)]
 
     def read(self) -> RunRecord:
@@ -188,20 +188,32 @@ class RunFolder:
             return None
 
     # ------------------------------------------------------------------ records
-    def _write_config(self, choices: dict) -> None:
+    def _write_config(self, choices: dict, launch: dict | None) -> None:
         import yaml
+        for name, text in (launch or {}).items():          # Hydra's launch record: config, hydra, overrides
+            atomic_write_text(self.path / LAUNCH / name, text)
         atomic_write_text(self.path / CONFIG, yaml.safe_dump(json.loads(json.dumps(self.config)), sort_keys=False))
         atomic_write_text(self.path / CHOICES, json.dumps(choices, indent=1))
 
-    def start(self, choices: dict) -> None:
-        """A new attempt: drop an old failure record, write config.yaml and choices.json."""
+    def start(self, choices: dict, launch: dict | None = None) -> None:
+        """A new attempt: drop an old failure record, write the launch record (.hydra/), config.yaml and
+        choices.json."""
         (self.path / FAILED).unlink(missing_ok=True)
-        self._write_config(choices)
+        self._write_config(choices, launch)
+
+    def clear_records(self) -> None:
+        """A cache-filling job (stop_after) leaves no run records: those of an earlier failed attempt in its
+        folder are removed (a folder with results is left alone)."""
+        if (self.path / RESULTS).is_file():
+            return
+        for name in RECORDS:
+            p = self.path / name
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
 
     def finish(self, summary: dict) -> None:
         atomic_write_text(self.path / RESULTS, json.dumps(summary, indent=1))
 
-    def fail(self, err: BaseException, choices: dict | None = None) -> None:
+    def fail(self, err: BaseException, choices: dict | None = None, launch: dict | None = None) -> None:
         """failed.json (error and traceback), so sweeps and the report show the job as failed; a job that failed
         before its config.yaml was written (bad values) gets it here, so the report can place it in its cell.
         A folder of another job (FolderTaken, FolderBusy) or another config gets nothing."""
@@ -211,7 +223,7 @@ class RunFolder:
             return
         if self.config is not None and not (self.path / CONFIG).is_file():
             try:
-                self._write_config(choices or {})
+                self._write_config(choices or {}, launch)
             except Exception:  # an unwritable config: failed.json alone still records the failure
                 pass
         atomic_write_text(self.path / FAILED, json.dumps({

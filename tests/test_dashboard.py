@@ -3,7 +3,7 @@ groupings the tracker's logged keys need; nothing is saved (no network)."""
 
 import json
 
-from sas.report.dashboard import CURVE_X, TABLE_GROUPS, curve_regex, build_wandb_report, build_workspace
+from sas.report.dashboard import CURVE_X, TABLE_GROUPS, build_wandb_report, build_workspace, curve_regex
 
 
 def test_workspace_groups_by_sampler_and_has_the_comparison_panels():
@@ -37,3 +37,18 @@ def test_report_has_one_section_per_paper_table_and_the_sweep():
     table4 = grids[1 + list(TABLE_GROUPS).index("table4")]
     assert table4.runsets[0].groupby == ["group_by.pool_mult", "group_by.ipc", "group_by.sampler"]
     assert table4.runsets[0].filters == "Config('name') == 'table4'"
+
+
+def test_experiment_names_with_quotes_filter_to_exactly_that_name():
+    """Filters are written from the value: W&B's parser reads back the very name, whatever it holds."""
+    from wandb_workspaces import expr
+
+    from sas.report.dashboard import experiment_filter
+    for name in ["it's", 'say "hi"', "back\\slash", "a' or Config('x') == '1"]:
+        parsed = expr.expr_to_filters(experiment_filter(name))
+        assert (parsed.key.section, parsed.key.name, parsed.value, parsed.op) == ("config", "name", name, "=")
+        ws = build_workspace("ent", "proj", sweep=name)
+        text = json.dumps(json.loads(ws._to_model().model_dump_json()))          # W&B can parse the workspace
+        assert json.dumps(name)[1:-1] in text
+        rep = build_wandb_report("ent", "proj", sweep=name, tables=())
+        assert expr.expr_to_filters(rep.blocks[-1].runsets[0].filters).value == name

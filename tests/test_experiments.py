@@ -149,7 +149,11 @@ def test_failed_job_is_recorded_and_the_sweep_goes_on(shared, tmp_path):
     distill(shared, out, "-m", "experiment=smoke", "sampler.ipc=2", "sampler.candidate_ratio=0.5,1.5")
     (failed,) = list(out.rglob("failed.json"))
     assert "candidate_ratio" in json.loads(failed.read_text())["error"]
-    assert len(list(out.rglob("results.json"))) == 1
+    (ok,) = [p.parent for p in out.rglob("results.json")]
+    # Hydra's launch record, written by the run folder (hydra.output_subdir is null), for the failed job too
+    assert "sampler.candidate_ratio=1.5" in (failed.parent / ".hydra" / "overrides.yaml").read_text()
+    assert "sampler.candidate_ratio=0.5" in (ok / ".hydra" / "overrides.yaml").read_text()
+    assert {p.name for p in (ok / ".hydra").iterdir()} == {"config.yaml", "hydra.yaml", "overrides.yaml"}
     runs = collect_runs([out])
     assert sorted(r.status for r in runs) == ["failed", "ok"]
 

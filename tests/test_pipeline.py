@@ -157,6 +157,11 @@ def test_demo_preset_on_a_reduced_size(tmp_path, capsys):
                                                                    "depth": 3, "width": 64}
     printed = capsys.readouterr().out
     assert all(n in printed for n in ("sas", "random", "kcenter", "mixed")) and str(out) in printed
+    # one W&B curve per training: every sampler's repeats under its own name
+    (wb,) = out.glob("wandb/offline-run-*")
+    keys = {k for h in read_offline_run(wb)["history"] for k in h}
+    assert {f"{s}/repeat0/val/top1" for s in ("sas", "random", "kcenter", "mixed")} <= keys
+    assert "repeat0/val/top1" not in keys
     from sas.report import build_report
     text = build_report([out], tmp_path / "report")                 # what make demo writes after the run
     head = next(line for line in text.splitlines() if line.startswith("| runs"))

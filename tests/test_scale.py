@@ -142,8 +142,15 @@ def test_shard_jobs_of_the_distill_job_only_fill_the_cache(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("shard 1 of 2 done. pool") and "images of other shards are still missing" in out[0]
     assert out[1].startswith("shard 0 of 2 done. pool complete: 40 images")
-    assert "shard 1 of 2 is encoded; the parts of 1 other shards are still missing" in out[2]
+    assert "shard 1 of 2 is encoded; the parts of 1 other shard(s) are not written yet" in out[2]
     assert "embeddings complete" in out[3]
     assert not (tmp_path / "run").exists()                          # no run folder claimed by a shard job
+    # a shard job's folder keeps no records of an earlier failed attempt (the report would list it as failed)
+    old = tmp_path / "shard0"
+    for name in ("failed.json", "config.yaml", "choices.json", ".hydra/overrides.yaml"):
+        (old / name).parent.mkdir(parents=True, exist_ok=True)
+        (old / name).write_text("{}")
+    run(cfg_for(tmp_path, "pool.shard=0", "pool.num_shards=2", "stop_after=pool", out="shard0"))
+    assert not any(old.iterdir())
     whole = run(cfg_for(tmp_path))                                  # the selection reads the shared cache
     assert whole > 0 and len(list((tmp_path / "cache" / "embeddings").glob("*.pt"))) == 1

@@ -37,7 +37,7 @@ def test_t2i_pool_prompts_nests_and_resizes(tmp_path):
     assert src.prompts([1]) == ["a drawing of a tabby cat"]
     other = generate_pool(src, CLASSES, 1, seed=4, cache_dir=tmp_path / "a", progress=False)
     assert other.root != small.root and read_all(other, 1)[(0, 0)] != a[(0, 0)]   # the prompt: another pool
-    with pytest.raises(Exception, match="pool.template must contain"):          # hydra wraps the ValueError
+    with pytest.raises(Exception, match="pool.source.template must hold exactly one"):          # hydra wraps the ValueError
         tiny_t2i("pool.source.template='a photo'")
     with pytest.raises(Exception, match="pool.resize_filter must be one of"):
         tiny_t2i("pool.source.resize_filter=lanczos")

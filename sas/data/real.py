@@ -89,6 +89,13 @@ class RealData:
     def __post_init__(self):
         if self.layout not in LAYOUTS:
             raise DataError(f"dataset.layout must be one of {LAYOUTS}, got '{self.layout}'")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
+            raise DataError(f"dataset.workers must be an integer >= 0 (0: read in the main process), got "
+                            f"{self.workers!r}")
+        if isinstance(self.resident_max_gb, bool) or not isinstance(self.resident_max_gb, (int, float)) or \
+                not 0 <= self.resident_max_gb < float("inf"):
+            raise DataError(f"dataset.resident_max_gb must be a number >= 0 (0: stream every file split), got "
+                            f"{self.resident_max_gb!r}")
         if not self.root and self.layout != "digits":
             self.root = self.default_root()
 

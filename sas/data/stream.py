@@ -11,7 +11,8 @@ decoded split would exceed `dataset.resident_max_gb` (3 x S x S bytes per
 image). Every consumer of a real split takes either: visual prototypes, the
 domain encoder, Minimax latent encoding and evaluation on the real val split.
 Images decode exactly as the resident path decodes them (sas.data.images.load_image),
-so both give the same numbers.
+so both give the same numbers. check_streamed(split, cache_dir) checks every file
+up front (a resident split is checked as it is decoded).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from sas.data.classes import ClassTable
 
-__all__ = ["StreamedSet", "resident_gb", "iter_batches", "take"]
+__all__ = ["StreamedSet", "resident_gb", "iter_batches", "take", "check_streamed", "file_problem"]
 
 
 def resident_gb(n_images: int, image_size: int) -> float:
@@ -91,3 +92,78 @@ def take(split, start: int, end: int):
         return replace(split, files=split.files[start:end], labels=split.labels[start:end])
     return replace(split, images=split.images[start:end], labels=split.labels[start:end],
                    files=split.files[start:end] if split.files else [])
+
+
+def file_problem(path: str) -> str | None:
+    """What is wrong with an image file, judged from its header and its end (no decoding), or None: not a
+    readable image, no pixels, a JPEG without its end-of-image marker or a PNG without IEND near the end
+    (a file cut short)."""
+    import os
+
+    from PIL import Image, UnidentifiedImageError
+    try:
+        size = os.path.getsize(path)
+        with Image.open(path) as img:
+            fmt, (w, h) = img.format, img.size
+        if w <= 0 or h <= 0:
+            return f"{w}x{h} pixels"
+        with open(path, "rb") as f:
+            f.seek(max(0, size - 1024))
+            tail = f.read()
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
+        return str(err).splitlines()[0][:160] or type(err).__name__
+    if fmt == "JPEG" and b"\xff\xd9" not in tail:          # inside the scan an 0xFF byte is followed by 0x00
+        return "cut short (no JPEG end-of-image marker)"
+    if fmt == "PNG" and b"IEND" not in tail[-64:]:
+        return "cut short (no PNG IEND chunk)"
+    return None
+
+
+class _Problems(Dataset):
+    def __init__(self, files: list[str]):
+        self.files = files
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        return file_problem(self.files[i])
+
+
+def check_streamed(split, cache_dir=None, progress: bool = True) -> None:
+    """Check every file of a streamed split before any expensive stage (a resident split was checked when it
+    was decoded): headers and ends in the split's DataLoader workers, one progress bar; DataError naming the
+    bad files. A split that passed is remembered by its file list, sizes and mtimes (<cache>/checked/), so a
+    1.28M-image split is checked once."""
+    import hashlib
+    import json
+    import os
+    from pathlib import Path
+
+    from tqdm.auto import tqdm
+
+    from sas.data.images import DataError
+    if not getattr(split, "streamed", False):
+        return
+    listing = hashlib.sha256()
+    for f in split.files:
+        st = os.stat(f)
+        listing.update(json.dumps([f, st.st_size, st.st_mtime_ns]).encode())
+    verdict = Path(cache_dir) / "checked" / f"{listing.hexdigest()[:32]}.ok" if cache_dir else None
+    if verdict is not None and verdict.is_file():
+        return
+    bad = []
+    loader = DataLoader(_Problems(split.files), batch_size=256, num_workers=split.workers, collate_fn=list)
+    with tqdm(total=len(split), desc=f"check {split.source[:40]}", unit="img", disable=not progress) as bar:
+        start = 0
+        for problems in loader:
+            bad += [(split.files[start + j], p) for j, p in enumerate(problems) if p is not None]
+            start += len(problems)
+            bar.update(len(problems))
+    if bad:
+        shown = "; ".join(f"{f}: {p}" for f, p in bad[:5])
+        raise DataError(f"{len(bad)} damaged image file(s) in {split.source}: {shown}"
+                        + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "") + ". Replace or remove them.")
+    if verdict is not None:
+        from sas.io import atomic_write_text
+        atomic_write_text(verdict, f"{len(split)} files checked\n")

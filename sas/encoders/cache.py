@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from sas.cache import config_key, file_digest
-from sas.io import atomic_torch_save
+from sas.io import atomic_torch_save, file_matches_record, load_checked, record_of, save_checked
 from sas.shards import Shard
 
 log = logging.getLogger(__name__)
@@ -143,28 +143,32 @@ def _encode_sharded(encoder, files, key, path: Path, progress: bool, shard: Shar
     tag = config_key({"todo": todo, "count": shard.count})          # parts of this very split only
     part = lambda i: path.with_name(f"{path.stem}.part-{tag}-{i}-of-{shard.count}.pt")   # noqa: E731
     mine = todo[shard.index::shard.count]
-    if mine and not part(shard.index).is_file():
-        atomic_torch_save({"files": mine, "features": encoder.encode_files(mine, progress=progress),
-                           "stamps": [_stamp(f) for f in mine], "digests": [file_digest(f) for f in mine]},
-                          part(shard.index))
+    if mine and not file_matches_record(part(shard.index)):          # a damaged part of its own: encoded again
+        save_checked({"files": mine, "features": encoder.encode_files(mine, progress=progress),
+                      "stamps": [_stamp(f) for f in mine], "digests": [file_digest(f) for f in mine]},
+                     part(shard.index))
     barrier()                                                         # every rank's part is on disk
     with FileLock(str(path) + ".lock"):
         cached, todo_now, changed = _refresh(_load_cache(path), files)
         if todo_now:
-            parts = [part(i) for i in range(shard.count) if todo[i::shard.count]]
-            if not all(p.is_file() for p in parts):
+            owners = sorted({j % shard.count for j in range(len(todo))})    # the shards with files to encode
+            got = {i: load_checked(part(i)) for i in owners}          # a damaged part: named, set aside
+            missing = [i for i in owners if got[i] is None]
+            if missing:
                 raise EncodingIncomplete(f"embeddings {path.name}: {shard} is encoded; the parts of "
-                                         f"{sum(not p.is_file() for p in parts)} other shards are still missing")
+                                         f"{len(missing)} other shard(s) are not written yet or were damaged "
+                                         f"(shard {missing[0]}: {part(missing[0]).name}); their jobs write them "
+                                         "(rerun one that failed)")
             rows = {}
-            for p in parts:
-                got = torch.load(p, weights_only=True)
-                rows.update({f: (got["features"][j], got["stamps"][j], got["digests"][j])
-                             for j, f in enumerate(got["files"])})
+            for part_rows in got.values():
+                rows.update({f: (part_rows["features"][j], part_rows["stamps"][j], part_rows["digests"][j])
+                             for j, f in enumerate(part_rows["files"])})
             cached = _appended(cached, key, todo_now, torch.stack([rows[f][0] for f in todo_now]),   # (n, d)
                                [rows[f][1] for f in todo_now], [rows[f][2] for f in todo_now])
             atomic_torch_save(cached, path)
-            for p in parts:
-                p.unlink(missing_ok=True)
+            for i in owners:
+                part(i).unlink(missing_ok=True)
+                record_of(part(i)).unlink(missing_ok=True)
         elif changed:
             atomic_torch_save(cached, path)
     barrier()

@@ -33,6 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sas.encoders.base import Encoder
+
 __all__ = ["OpenCLIPEncoder", "register_packaged_configs"]
 
 _PACKAGED = Path(__file__).parent
@@ -51,7 +53,7 @@ def _open_clip():
 
 
 @dataclass
-class OpenCLIPEncoder:
+class OpenCLIPEncoder(Encoder):
     model: str = "ViT-B-32-quickgelu"
     pretrained: str | None = "openai"        # tag, local checkpoint file, or None (random init)
     revision: str | None = None              # of the tag's hub repo (None: main)

@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from sas.encoders.base import Encoder
+
 __all__ = ["DomainEncoder"]
 
 
 @dataclass
-class DomainEncoder:
+class DomainEncoder(Encoder):
     model: dict = field(default_factory=lambda: {"_target_": "sas.models.convnet.ConvNet", "depth": 3, "width": 64})
     image_size: int = 32
     epochs: int = 20

@@ -22,11 +22,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from sas.encoders.base import Encoder
+
 __all__ = ["TorchvisionEncoder"]
 
 
 @dataclass
-class TorchvisionEncoder:
+class TorchvisionEncoder(Encoder):
     arch: str = "resnet50"
     weights: str | None = "IMAGENET1K_V1"     # torchvision weights name, local state-dict file, or None
     image_size: int = 224

@@ -315,23 +315,21 @@ def train_on_real(model: dict, protocol: Protocol, context: EvalContext) -> tupl
     The one real-data training path: the soft-label teacher, DD-Ranking's acc(real, hard) and the domain encoder
     are such runs (one file when two coincide)."""
     import json
-
-    import torch
+    from pathlib import Path
 
     from sas.cache import config_key
-    from sas.io import atomic_torch_save, atomic_write_text
+    from sas.io import atomic_write_text, load_checked, save_checked
     from sas.models import build_model
 
     if context.real_train is None or context.cache_dir is None:
         raise ValueError("training a model on the real data needs the real train split and a cache folder")
     what = {"model": model, "protocol": protocol.settings(), "data": context.data_key}
-    from pathlib import Path
-
     path = Path(context.cache_dir) / REAL_RUNS / f"{config_key(json.loads(json.dumps(what, default=str)))}.pt"
     real_val = context.real_val()
-    if path.is_file() and path.with_suffix(".json").is_file():        # cached: the train split is not read
+    state = load_checked(path, map_location="cpu") if path.with_suffix(".json").is_file() else None
+    if state is not None:                                             # cached: the train split is not read
         net = build_model(model, num_classes=real_val.num_classes, image_size=protocol.image_size)
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        net.load_state_dict(state)
         return net, json.loads(path.with_suffix(".json").read_text())["result"]
     real_train = context.real_train()
     epochs = protocol.epochs or protocol.epochs_otherwise          # a full real split: no IPC rule
@@ -339,7 +337,7 @@ def train_on_real(model: dict, protocol: Protocol, context: EvalContext) -> tupl
     net = getattr(net, "_orig_mod", net).cpu()
     result = {"best_top1": module.best_top1, "last_top1": module.last_top1, "epochs": epochs,
               "train_images": len(real_train)}
-    atomic_torch_save(net.state_dict(), path)
+    save_checked(net.state_dict(), path)                              # the weights and their record, then the .json
     atomic_write_text(path.with_suffix(".json"), json.dumps({"settings": what, "result": result}, indent=1,
                                                             default=str))
     return net, result

@@ -55,23 +55,30 @@ def encode_split(split, vae, folder, progress: bool = True) -> dict:
     from tqdm.auto import tqdm
 
     from sas.data.stream import take
-    from sas.io import atomic_torch_save
+    from sas.io import load_checked, record_of, save_checked
     from sas.shards import Shard, barrier
 
     folder = Path(folder)
     shard = Shard.current()
     starts = list(range(0, len(split), LATENT_CHUNK))
     chunk = lambda s: folder / f"chunk-{s:09d}.pt"                   # noqa: E731
-    todo = [s for i, s in enumerate(starts) if shard.owns(i) and not chunk(s).is_file()]
-    if todo:
+
+    def encode(todo):
         total = sum(min(LATENT_CHUNK, len(split) - s) for s in todo)
         with tqdm(total=total, desc="encode latents", unit="img", disable=not progress) as bar:
             for s in todo:
                 part = take(split, s, s + LATENT_CHUNK)
-                atomic_torch_save({"moments": encode_moments(part, vae, bar=bar), "labels": part.labels}, chunk(s))
+                save_checked({"moments": encode_moments(part, vae, bar=bar), "labels": part.labels}, chunk(s))
+
+    encode([s for i, s in enumerate(starts) if shard.owns(i) and not record_of(chunk(s)).is_file()])
     barrier()
-    parts = [torch.load(chunk(s), weights_only=True) for s in starts]
-    return {"moments": torch.cat([p["moments"] for p in parts]), "labels": torch.cat([p["labels"] for p in parts])}
+    parts = {s: load_checked(chunk(s)) for s in starts}         # a damaged chunk is named, set aside, encoded again
+    again = [s for s in starts if parts[s] is None]
+    if again:
+        encode(again)
+        parts.update({s: load_checked(chunk(s)) for s in again})
+    return {"moments": torch.cat([parts[s]["moments"] for s in starts]),
+            "labels": torch.cat([parts[s]["labels"] for s in starts])}
 
 
 class LatentDataModule(pl.LightningDataModule):

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 
-__all__ = ["MinimaxRecipe", "DDPMRecipe"]
+__all__ = ["GeneratorRecipe", "MinimaxRecipe", "DDPMRecipe"]
 
 SAMPLE_CLASSES = 10      # classes in train.py's W&B sample grids (the first ones of the dataset)
 
@@ -42,8 +42,25 @@ def _sample_grid(recipe, make_sampler) -> list:
     return [SampleGrid(make_sampler, recipe._shown_ids, recipe.sample_every_n_steps, recipe.sample_per_class)]
 
 
+class GeneratorRecipe:
+    """What train.py trains (conf/generator builds only subclasses): weights() (the starting weights' ids),
+    build(data, cache_dir, seed, ...) -> (LightningModule, DataModule), callbacks(), export(module, folder)."""
+
+    def weights(self) -> dict:
+        raise NotImplementedError
+
+    def build(self, data, cache_dir, seed: int, progress: bool = True, data_key: dict | None = None):
+        raise NotImplementedError
+
+    def callbacks(self) -> list:
+        return []
+
+    def export(self, module, out) -> None:
+        raise NotImplementedError
+
+
 @dataclass
-class MinimaxRecipe:
+class MinimaxRecipe(GeneratorRecipe):
     kind: str = "minimax"
     pretrained: str | None = "facebook/DiT-XL-2-256"
     revision: str | None = None                  # of each hub repo (None: main)
@@ -140,7 +157,7 @@ class MinimaxRecipe:
 
 
 @dataclass
-class DDPMRecipe:
+class DDPMRecipe(GeneratorRecipe):
     kind: str = "ddpm"
     image_size: int = 32
     unet: dict = field(default_factory=dict)

@@ -61,6 +61,27 @@ def build_trainer(cfg, extra_callbacks: list):
     return trainer
 
 
+def set_aside_damaged_checkpoints(folder: Path) -> list[Path]:
+    """Lightning checkpoints (torch zip files) that are cut short or corrupt are renamed <name>.damaged with a
+    warning naming them, so fit(ckpt_path="last") resumes from an intact one or starts afresh instead of
+    failing on every rerun. Every member's CRC is checked (the file is read once)."""
+    import zipfile
+    bad = []
+    for ckpt in sorted(Path(folder).glob("*.ckpt")) if Path(folder).is_dir() else []:
+        try:
+            with zipfile.ZipFile(ckpt) as z:
+                broken = z.testzip()
+            why = None if broken is None else f"member {broken} fails its CRC"
+        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            why = str(err) or type(err).__name__
+        if why is not None:
+            log.warning("generator checkpoint %s is damaged (%s): set aside as %s.damaged; training resumes from "
+                        "another checkpoint or starts again", ckpt, why, ckpt.name)
+            ckpt.replace(ckpt.with_name(ckpt.name + ".damaged"))
+            bad.append(ckpt)
+    return bad
+
+
 def train_generator(cfg) -> Path:
     """Train (or resume, or reuse) the generator of cfg.generator on cfg.dataset's train split."""
     import pytorch_lightning as pl
@@ -68,6 +89,12 @@ def train_generator(cfg) -> Path:
 
     from sas.devices import set_tf32
 
+    from sas.targets import check_targets
+    for group in ("generator", "dataset", "trainer", "train_logger"):    # each group builds only its own kind
+        if cfg.get(group) is not None:
+            check_targets(cfg[group], group)
+    for name, node in (cfg.get("callbacks") or {}).items():
+        check_targets(node, "callbacks", f"callbacks.{name}")
     out = Path(cfg.output_dir)
     recipe = instantiate(cfg.generator, _convert_="all")
     start = json.loads(json.dumps(recipe.weights()))     # the starting weights, hub ids as their commits
@@ -88,6 +115,7 @@ def train_generator(cfg) -> Path:
                                       progress=cfg.trainer.get("enable_progress_bar", True),
                                       data_key=_plain(cfg.dataset))
     trainer = build_trainer(cfg, recipe.callbacks())
+    set_aside_damaged_checkpoints(out / "checkpoints")
     trainer.fit(module, datamodule, ckpt_path="last")      # last.ckpt or on_exception.ckpt, the newer
     if trainer.logger and trainer.is_global_zero:
         run = trainer.logger.experiment                        # the distill runs that use these weights link to it

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import ClassVar
 
 import torch
 
@@ -63,8 +63,22 @@ class PoolIncomplete(RuntimeError):
     """A shard job drew its shard; other shards still lack images (their jobs have not finished)."""
 
 
-class GeneratedPool:
-    """For PoolSources: paths() draws what the store lacks (generate_pool), then lists the pool; key_config()
+class PoolSource:
+    """What a pool is made from; the config group pool.source builds only subclasses. Every source lists its
+    pool (paths) and says what decides its images (key_config); generated sources (GeneratedPool) also check
+    the labels, sample and size their batches."""
+
+    def key_config(self) -> dict:
+        """The settings that decide the images (weights id, steps, guidance, ...)."""
+        raise NotImplementedError
+
+    def paths(self, n_per_class: int | None, ctx: "PoolContext") -> tuple[list[str], list[int]]:
+        """The pool's files and labels in pool order (drawn first where missing)."""
+        raise NotImplementedError
+
+
+class GeneratedPool(PoolSource):
+    """Sources that draw their images (check, sample, batch_size): paths() draws what the store lacks (generate_pool), then lists the pool; key_config()
     is derived from the source's own fields: every field that decides the images, the weights as
     weights_key() resolves them (hub commits, file contents), the device type and the resolved dtype."""
 
@@ -100,21 +114,6 @@ class GeneratedPool:
             raise PoolIncomplete(f"pool {store.root}: {shard} is complete; {len(missing)} images of other shards "
                                  f"are still missing (their pool.shard jobs have not finished)")
         return store.paths(n_per_class)
-
-
-@runtime_checkable
-class PoolSource(Protocol):
-    def key_config(self) -> dict:
-        """The settings that decide the images (weights id, steps, guidance, ...)."""
-
-    def check(self, table: ClassTable) -> None:
-        """Raise a clear error for labels the model cannot make, before any sampling."""
-
-    def sample(self, labels: list[int], generators: list[torch.Generator]) -> torch.Tensor:
-        """Images (B, 3, H, W) uint8 for dataset labels, one generator per image."""
-
-    def batch_size(self) -> int:
-        """Images per batch on this source's device."""
 
 
 def pool_key(source: PoolSource, table: ClassTable, seed: int) -> dict:

@@ -16,11 +16,13 @@ from pathlib import Path
 from sas.data.classes import ClassTable
 from sas.data.images import DataError, list_class_files
 
+from sas.pools.base import PoolSource
+
 __all__ = ["FolderPool"]
 
 
 @dataclass
-class FolderPool:
+class FolderPool(PoolSource):
     root: str
     follow_symlinks: bool = False        # accept class folders / images that link outside the root
 

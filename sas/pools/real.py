@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from sas.data.classes import ClassTable
 from sas.data.images import DataError, list_class_files
 
+from sas.pools.base import PoolSource
+
 __all__ = ["RealPool"]
 
 
 @dataclass
-class RealPool:
+class RealPool(PoolSource):
     def key_config(self) -> dict:
         return {"kind": "real"}
 

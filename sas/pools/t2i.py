@@ -74,8 +74,14 @@ class TextToImageSource(GeneratedPool):
     _loaded: tuple = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
-        if "{}" not in self.template:
-            raise ValueError(f"pool.template must contain '{{}}' for the class name, got '{self.template}'")
+        import string
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(self.template) if f is not None]
+        except ValueError as err:                         # an unmatched brace
+            raise ValueError(f"pool.source.template '{self.template}': {err}") from None
+        if fields != [""]:
+            raise ValueError(f"pool.source.template must hold exactly one '{{}}' for the class name and no other "
+                             f"brace field (write '{{{{' / '}}}}' for a literal brace), got '{self.template}'")
         if self.resize_filter not in FILTERS:
             raise ValueError(f"pool.resize_filter must be one of {FILTERS}, got '{self.resize_filter}'")
         if self.model is None and self.unet_config is None:
@@ -124,7 +130,8 @@ class TextToImageSource(GeneratedPool):
         text = CLIPTextModel(CLIPTextConfig(vocab_size=514, bos_token_id=512, eos_token_id=513, pad_token_id=513,
                                             **(self.text_config or {})))
         unet, vae = UNet2DConditionModel(**self.unet_config), AutoencoderKL(**(self.vae_config or {}))
-        tokenizer = byte_level_tokenizer(Path(tempfile.mkdtemp(prefix="sas-tokenizer-")))
+        with tempfile.TemporaryDirectory(prefix="sas-tokenizer-") as folder:    # read into memory, then removed
+            tokenizer = byte_level_tokenizer(Path(folder))
         scheduler = EulerDiscreteScheduler(steps_offset=1)
         return StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
                                        safety_checker=None, feature_extractor=None, requires_safety_checker=False)

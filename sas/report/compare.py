@@ -198,15 +198,14 @@ def render_markdown(table: dict) -> str:
 
 
 def render_latex(table: dict) -> str:
+    from sas.report.latex import BOLD, END, PM, latex_text
     keys, cols = _header(table)
-    esc = lambda s: str(s).replace("_", r"\_").replace("%", r"\%")  # noqa: E731
     lines = [r"\begin{table}[t]", r"\centering", r"\caption{Comparison of every run found (top-1, \%)}",
              r"\begin{tabular}{" + "l" * len(keys) + "c" * len(cols) + "}", r"\toprule",
-             " & ".join(map(esc, keys + cols)) + r" \\", r"\midrule"]
+             " & ".join(map(latex_text, keys + cols)) + r" \\", r"\midrule"]
     for row in table["rows"]:
-        cells = [x for s in table["samplers"] for x in _cell(table, row, s, r"$\pm$", (r"\textbf{", "}"))]
-        lines.append(" & ".join(esc(c) if "$" not in c and "textbf" not in c else c
-                                for c in _row_label(table, row) + cells) + r" \\")
+        cells = [x for s in table["samplers"] for x in _cell(table, row, s, PM, (BOLD, END))]
+        lines.append(" & ".join(latex_text(c) for c in _row_label(table, row) + cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 

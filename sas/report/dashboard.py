@@ -17,7 +17,8 @@ section per paper table (runs of that experiment, grouped by the table's varying
 
 from __future__ import annotations
 
-__all__ = ["build_workspace", "build_wandb_report", "TABLE_GROUPS", "sampler_panels", "CURVE_X", "curve_regex"]
+__all__ = ["build_workspace", "build_wandb_report", "TABLE_GROUPS", "sampler_panels", "CURVE_X", "curve_regex",
+           "experiment_filter"]
 
 # each paper table's experiment name -> the config keys its cells vary over (besides the sampler)
 TABLE_GROUPS = {
@@ -72,9 +73,24 @@ def build_workspace(entity: str, project: str, sweep: str | None = None,
         ws.Section(name="Validation curves", panels=_curves(wr), is_open=True),
         ws.Section(name="Selections", panels=_media(wr, samplers), is_open=False),
     ]
-    filters = [ws.Config("name") == sweep] if sweep else []
-    return ws.Workspace(entity=entity, project=project, name=name or f"sas: {where}", sections=sections,
-                        runset_settings=ws.RunsetSettings(filters=filters, groupby=[ws.Config("group_by.sampler")]))
+    settings = ws.RunsetSettings(filters=experiment_filter(sweep) if sweep else "",
+                                 groupby=[ws.Config("group_by.sampler")])
+    return ws.Workspace(entity=entity, project=project, name=name or _display(f"sas: {where}"), sections=sections,
+                        runset_settings=settings)
+
+
+def _display(text: str) -> str:
+    """A workspace title W&B accepts: symbol characters (=, <, +, $, ^, ...: Unicode categories S*) refused in
+    names become '_'; the filter keeps the experiment name exact."""
+    import unicodedata
+    return "".join("_" if unicodedata.category(ch).startswith("S") else ch for ch in text)
+
+
+def experiment_filter(name: str) -> str:
+    """W&B's filter expression for the runs of one experiment (config `name`), the value written as a Python
+    literal (repr), which W&B's parser reads back exactly whatever quotes or backslashes the name holds.
+    (wandb-workspaces' own FilterExpr-to-string path neither escapes quotes nor keeps a config key `name`.)"""
+    return f"Config('name') == {str(name)!r}"
 
 
 def build_wandb_report(entity: str, project: str, sweep: str | None = None, tables=tuple(TABLE_GROUPS)):
@@ -86,8 +102,7 @@ def build_wandb_report(entity: str, project: str, sweep: str | None = None, tabl
               wr.P("Best / last top-1 (mean over runs, std error bars) by sampler; DD-Ranking where computed.")]
     for key in ([sweep] if sweep else []) + [t for t in tables if t != sweep]:
         group = [*TABLE_GROUPS.get(key, []), "group_by.sampler"]
-        runset = wr.Runset(entity=entity, project=project, name=key, filters=f"Config('name') == '{key}'",
-                           groupby=group)
+        runset = wr.Runset(entity=entity, project=project, name=key, filters=experiment_filter(key), groupby=group)
         blocks += [wr.H2(f"{key}{' (current sweep)' if key == sweep else ''}"),
                    wr.PanelGrid(runsets=[runset], panels=sampler_panels(wr, groupby="group_by.sampler")
                                 + _curves(wr))]

@@ -217,12 +217,12 @@ def render_markdown(table: dict) -> str:
 
 
 def render_latex(table: dict) -> str:
+    from sas.report.latex import BOLD, END, PM, latex_text
     spec = table["spec"]
     head = [spec.corner] + [c for c, _ in spec.cols]
-    esc = lambda s: s.replace("_", r"\_").replace("%", r"\%")  # noqa: E731
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(spec.title)}}}",
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_text(spec.title)}}}",
              r"\begin{tabular}{l" + "c" * len(spec.cols) + "}", r"\toprule",
-             " & ".join(map(esc, head)) + r" \\", r"\midrule"]
-    lines += [" & ".join(esc(c) for c in row) + r" \\" for row in _cell_texts(table, r"\textbf{", "}", r"$\pm$")]
+             " & ".join(map(latex_text, head)) + r" \\", r"\midrule"]
+    lines += [" & ".join(latex_text(c) for c in row) + r" \\" for row in _cell_texts(table, BOLD, END, PM)]
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
