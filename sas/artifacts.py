@@ -68,11 +68,15 @@ class EncodedPool:
                    self.pool.classes)
         return EncodedPool(sub, self.features[keep], self.prototypes, self.path)
 
-    def select(self, name: str, sampler) -> "PoolSelection":
-        """The select stage: `sampler` (sas.sampling.Sampler) on this pool."""
-        chosen = sampler(self.features, torch.tensor(self.pool.labels), self.prototypes)
-        return PoolSelection(name, sampler.config(), self, tuple(chosen.indices.tolist()),
-                             {k: v.tolist() for k, v in chosen.record().items()})
+    def select(self, name: str, sampler, extras: dict | None = None) -> "PoolSelection":
+        """The select stage: `sampler` (sas.sampling.Sampler) on this pool; extras: the inputs it `needs`
+        (sas.encoders.extras), per-image ones (N,) also recorded."""
+        chosen = sampler(self.features, torch.tensor(self.pool.labels), self.prototypes,
+                         num_classes=len(self.pool.classes), extras=extras)
+        record = {k: v.tolist() for k, v in chosen.record().items()}
+        record.update({k: torch.as_tensor(v).tolist() for k, v in (extras or {}).items()
+                       if torch.as_tensor(v).shape == (len(self.pool),)})
+        return PoolSelection(name, sampler.config(), self, tuple(chosen.indices.tolist()), record)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ rule (a plug-in `Sampler.choose`) receives.
     p.labels   # (N,) int64
     p.t        # (C, d) normalised prototypes, or None
     p.counts   # (C,) pool images per class
+    p.extras   # the extra inputs a sampler `needs` (EXTRA_INPUTS), checked: e.g. p.extras["difficulty"] (N,)
 
 Every failure raises `SelectionInputError` (a `ValueError`) naming the value,
 row or class, before any expensive work. Nothing is clipped or dropped.
@@ -17,12 +18,20 @@ from __future__ import annotations
 
 import math
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
 
-__all__ = ["SelectionInputError", "Prepared", "prepare", "compute_dtype", "tie_tolerance"]
+__all__ = ["SelectionInputError", "Prepared", "prepare", "compute_dtype", "tie_tolerance", "EXTRA_INPUTS",
+           "with_extras"]
+
+EXTRA_INPUTS = {   # inputs beyond features / labels / prototypes that a sampler may declare in `needs`
+    "real_centroids": "(C, d) the real train split's mean embedding per class (normalised here)",
+    "difficulty": "(N,) per pool image, 1 - a real-data classifier's probability of its class, in [0, 1]",
+    "real_difficulty": "(M,) the same for the real train images",
+    "real_labels": "(M,) the real train images' classes",
+}
 
 
 class SelectionInputError(ValueError):
@@ -142,6 +151,7 @@ class Prepared:
     t: Tensor | None         # (C, d) normalised class prototypes, or None
     counts: Tensor           # (C,) int64 pool images per class
     num_classes: int
+    extras: dict = field(default_factory=dict)   # checked extra inputs (EXTRA_INPUTS), by name
 
     def unit(self, index) -> Tensor:
         """Normalised image rows x[index] / |x[index]|, e.g. (B, k) indices -> (B, k, d)."""
@@ -220,3 +230,41 @@ def prepare(image_features, labels, prototypes=None, *, num_classes: int | None 
                 f"class {c} has {int(counts[c])} pool images, fewer than ipc={ipc}"
                 f" ({short.numel()} such class{'es' if short.numel() > 1 else ''})")
     return Prepared(x=x, norms=norms, labels=y, t=t, counts=counts, num_classes=num_classes)
+
+
+def with_extras(p: Prepared, extras: dict | None, needs: tuple) -> Prepared:
+    """p with the extra inputs a sampler needs, each checked (SelectionInputError naming it); others ignored."""
+    extras = dict(extras or {})
+    missing = [k for k in needs if k not in extras]
+    if missing:
+        raise SelectionInputError(f"this sampler needs {', '.join(missing)} ({'; '.join(EXTRA_INPUTS.get(k, '?') for k in missing)})")
+    out = {}
+    for key in needs:
+        if key not in EXTRA_INPUTS:
+            raise SelectionInputError(f"unknown extra input '{key}'; known: {sorted(EXTRA_INPUTS)}")
+        value = _as_tensor(extras[key], key)
+        if key == "real_centroids":
+            t, t_norms = _features(value, key, p.dtype, p.device)
+            if t.shape != (p.num_classes, p.dim):
+                raise SelectionInputError(f"real_centroids must be ({p.num_classes}, {p.dim}), got {tuple(t.shape)}")
+            out[key] = t / t_norms
+        elif key == "real_labels":
+            y = value.to(p.device)
+            if y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool:
+                raise SelectionInputError(f"real_labels must be 1-D integers, got {tuple(y.shape)} {y.dtype}")
+            if y.numel() and (int(y.min()) < 0 or int(y.max()) >= p.num_classes):
+                raise SelectionInputError(f"real_labels must be in [0, {p.num_classes})")
+            out[key] = y.long()
+        else:                                              # difficulty / real_difficulty: values in [0, 1]
+            v = value.to(device=p.device, dtype=p.dtype)
+            if v.dim() != 1 or (key == "difficulty" and v.shape[0] != p.n):
+                raise SelectionInputError(f"{key} must be 1-D" + (f" with {p.n} values" if key == "difficulty" else "")
+                                          + f", got shape {tuple(v.shape)}")
+            bad = ~(torch.isfinite(v) & (v >= 0) & (v <= 1))
+            if bool(bad.any()):
+                row = int(torch.nonzero(bad).flatten()[0])
+                raise SelectionInputError(f"{key}[{row}] = {float(v[row])} is not a number in [0, 1]")
+            out[key] = v
+    if "real_difficulty" in out and "real_labels" in out and out["real_difficulty"].shape != out["real_labels"].shape:
+        raise SelectionInputError("real_difficulty and real_labels must have one value per real image")
+    return replace(p, extras=out)

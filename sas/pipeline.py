@@ -119,7 +119,8 @@ def _run_stages(plan: Plan, folder: RunFolder, t_start: float) -> float:
         pool = list_pool(plan.pool, plan.n_per_class, _pool_context(plan))
         tracker.link_generator(plan.pool)                                 # the train.py run, when there is one
         encoded = encode_stage(plan.encoder, pool, context, plan.progress, _shard(plan))
-        results = {name: _sampler_stages(plan, name, sampler, encoded, folder, context, tracker)
+        memo: dict = {}                                          # inputs several samplers share (extras)
+        results = {name: _sampler_stages(plan, name, sampler, encoded, folder, context, tracker, memo)
                    for name, sampler in plan.samplers.items()}
         summary = _summary(plan, results, encoded, t_start)
         folder.finish(summary)
@@ -131,12 +132,17 @@ def _run_stages(plan: Plan, folder: RunFolder, t_start: float) -> float:
     return summary["best_top1_mean"]
 
 
-def _sampler_stages(plan: Plan, name: str, sampler, encoded, folder: RunFolder, context, tracker) -> dict:
+def _sampler_stages(plan: Plan, name: str, sampler, encoded, folder: RunFolder, context, tracker, memo) -> dict:
     """One sampler on the encoded pool: select, write, log, draw, evaluate (and score with DD-Ranking)."""
     from sas.evaluation.protocol import evaluate_set
 
     n = None if sampler.pool_mult is None else sampler.pool_mult * sampler.ipc
-    picked = encoded.first(n).select(name, sampler)                                  # PoolSelection
+    pool = encoded.first(n)
+    extras = None
+    if sampler.needs:                                    # e.g. real centroids, classifier difficulties
+        from sas.encoders.extras import extra_inputs
+        extras = extra_inputs(sampler, pool, context, plan.encoder, plan.model, plan.protocol, plan.progress, memo)
+    picked = pool.select(name, sampler, extras)                                      # PoolSelection
     sel_dir = folder.selection_dir(name, main=name == plan.main)
     distilled = folder.write(picked, sel_dir)                                        # DistilledSet
     tracker.log_selection(picked)

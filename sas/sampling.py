@@ -45,7 +45,7 @@ import torch
 from torch import Tensor
 
 from sas.inputs import (Prepared, SelectionInputError, check_int, check_lam, check_ratio,
-                         prepare)
+                         prepare, with_extras)
 from sas.scores import (ImageScores, prepared_relevance_separation, _scores, prepared_static_diversity,
                         angular_blocks, class_blocks, class_order)
 
@@ -191,6 +191,7 @@ class Sampler:
     name: ClassVar[str] = ""
     uses_prototypes: ClassVar[bool] = False        # needs class prototypes
     uses_separation: ClassVar[bool] = False  # needs >= 2 classes
+    needs: ClassVar[tuple] = ()              # extra inputs by name (sas.inputs.EXTRA_INPUTS), in p.extras
 
     def __post_init__(self):
         self.ipc = check_int("ipc", self.ipc)
@@ -198,12 +199,15 @@ class Sampler:
             self.pool_mult = check_int("pool_mult", self.pool_mult)
 
     def select(self, image_features, labels, prototypes=None, *, num_classes: int | None = None,
-               record: bool = True) -> Selection:
-        """Choose ipc pool images per class. record=False skips the per-image scores."""
+               record: bool = True, extras: dict | None = None) -> Selection:
+        """Choose ipc pool images per class. record=False skips the per-image scores; extras: the inputs the
+        sampler `needs` beyond features, labels and prototypes (sas.inputs.EXTRA_INPUTS)."""
         if self.uses_prototypes and prototypes is None:
             raise SelectionInputError(f"sampler '{self.name}' needs prototypes (one prototype per class)")
         p = prepare(image_features, labels, prototypes, num_classes=num_classes, ipc=self.ipc,
                     need_separation=self.uses_separation)
+        if self.needs:
+            p = with_extras(p, extras, self.needs)
         selected, candidate = self.choose(p)
         scores = _scores(p) if record and p.t is not None and p.num_classes >= 2 else None
         return Selection(torch.nonzero(selected).flatten(), selected, candidate, scores)

@@ -122,3 +122,131 @@ def herding(feats, labels, ipc):
             chosen.append(min(rest, key=lambda i: (gap(i), i)))
         out += chosen
     return sorted(out)
+
+
+# ----------------------------------------------------------------------------- difficulty-guided sampling
+
+def dg_log_transform(values, b, t, floor=1e-4):
+    """DiffGuideSamp's log transform, one value at a time."""
+    s = sorted(values)
+    n = len(s)
+    bottom, top = s[min(b, n - 1)], s[max(n - 1 - t, 0)]
+    if bottom == 0:
+        bottom = floor
+    out = []
+    for v in values:
+        v = bottom if v < bottom else v
+        v = top if v > top else v
+        if top == bottom:
+            out.append(math.nan)
+            continue
+        x = math.log(v / bottom) / math.log(top / bottom)
+        out.append(floor if x < floor else x)
+    return out
+
+
+def dg_bin(x, bins=10):
+    if not (0 <= x <= 1):                                  # nan too
+        return None
+    return min(int(math.floor(x * bins)), bins - 1)
+
+
+def dg_hist(values, bins=10):
+    h = [0.0] * bins
+    for v in values:
+        k = dg_bin(v, bins)
+        if k is not None:
+            h[k] += 1
+    return h
+
+
+def dg_kl(p, q):
+    sp, sq = sum(p), sum(q)
+    if sp == 0 or sq == 0:
+        return math.inf
+    total = 0.0
+    for a, b in zip(p, q):
+        a, b = a / sp, b / sq
+        if a > 0:
+            if b == 0:
+                return math.inf
+            total += a * math.log2(a / b)
+    return total
+
+
+def diffguided(labels, difficulty, real_difficulty, real_labels, ipc, keys, bins=10, w=0.5, T=None, floor=1e-4):
+    """Difficulty-guided sampling, class by class, with one loop per step; `keys` is the random order
+    (lower key first) that the seeded draws follow."""
+    labels = list(labels)
+    T = T or max(1, ipc // 2)
+    chosen = []
+    for c in sorted(set(labels)):
+        members = [i for i in range(len(labels)) if labels[i] == c]
+        d = [float(difficulty[i]) for i in members]
+        best, bt = math.inf, (0, 0)
+        for b in range(T):
+            for t in range(T):
+                h_log = dg_hist(dg_log_transform(d, b, t, floor), bins)
+                value = w * dg_kl(dg_hist(d, bins), h_log) + (1 - w) * dg_kl([1.0] * bins, h_log)
+                if value < best:
+                    best, bt = value, (b, t)
+        r = [float(real_difficulty[j]) for j in range(len(real_labels)) if real_labels[j] == c]
+        h = dg_hist(dg_log_transform(r, min(bt[0], len(r) - 1), min(bt[1], len(r) - 1), floor), bins)
+        total = sum(h)
+        scaled = [x * ipc / total for x in h]
+        target = [math.floor(x) for x in scaled]
+        for k in sorted(range(bins), key=lambda k: (-(scaled[k] - target[k]), k))[:ipc - sum(target)]:
+            target[k] += 1
+        where = dict(zip(members, (dg_bin(x, bins) for x in dg_log_transform(d, bt[0], bt[1], floor))))
+        ordered = sorted(members, key=lambda i: keys[i])
+        taken = []
+        for k in range(bins):
+            inside = [i for i in ordered if where[i] == k]
+            taken += inside[:target[k]]
+        taken += [i for i in ordered if i not in taken][:ipc - len(taken)]
+        chosen += taken
+    return sorted(chosen)
+
+
+# ----------------------------------------------------------------------------- S3 subgroup selection
+
+def s3(feats, labels, real_centroids, ipc, groups, alpha=1.0, beta=1.0, eps=1e-6, iterations=5):
+    """IMS3's subgroup selection with the whole objective recomputed for every trial."""
+    v, r = unit(feats), unit(real_centroids)
+    labels = list(labels)
+    C = len(r)
+    members = [[i for i in range(len(labels)) if labels[i] == c] for c in range(C)]
+    sub = [[members[c][g * ipc:(g + 1) * ipc] for g in range(groups)] for c in range(C)]
+
+    def centroid(ix):
+        m = np.mean([v[i] for i in ix], axis=0)
+        return m / np.linalg.norm(m)
+    cent = [[centroid(sub[c][g]) for g in range(groups)] for c in range(C)]
+
+    def d(a, b):
+        return 1.0 - min(max(float(np.dot(a, b)), -1.0), 1.0)
+
+    def objective(pick):
+        close = sum(-math.log(d(cent[i][pick[i]], r[i]) + eps) for i in range(C))
+        sep = sum(math.log(d(cent[i][pick[i]], cent[j][pick[j]]) + eps) for i in range(C) for j in range(i + 1, C))
+        return alpha * close + beta * sep
+
+    pick = [min(range(groups), key=lambda g: (d(cent[c][g], r[c]), g)) for c in range(C)]
+    best = objective(pick)
+    for _ in range(iterations):
+        improved = False
+        for i in range(C):
+            cur, best_i, val_i = pick[i], pick[i], best
+            for g in range(groups):
+                if g == cur:
+                    continue
+                trial = list(pick)
+                trial[i] = g
+                val = objective(trial)
+                if val > val_i:
+                    best_i, val_i = g, val
+            if best_i != cur:
+                pick[i], best, improved = best_i, val_i, True
+        if not improved:
+            break
+    return sorted(i for c in range(C) for i in sub[c][pick[c]])
