@@ -57,6 +57,11 @@ class DistillConfig:
     ddranking_full: str = "train"             # acc(real, hard): train (here, cached) | cached (the package's figure)
     stop_after: Optional[str] = None          # pool | encode: only fill the shared cache (shard jobs, torchrun
                                               # ranks); null: the whole run
+    quality: bool = True                      # Fréchet distance and precision / recall / density / coverage of
+                                              # the pool and every selected set against the real train split
+    quality_k: int = 5                        # their k nearest neighbours (Naeem et al.'s default)
+    quality_real_per_class: Optional[int] = 100   # real train images per class they compare with (null: all;
+                                                  # the overall figures cost O((classes x this)^2) distances)
 
 
 MAX_NAME_BYTES = 200        # one folder name of a run folder (filesystems allow 255)
@@ -139,6 +144,9 @@ class Plan:
     ddranking_hard: object          # the hard-label protocol of HLR
     ddranking_full: str             # train | cached
     launch: dict = field(default_factory=dict)   # Hydra's launch record (file name -> YAML) for <run>/.hydra/
+    quality: bool = True            # set quality against the real train split (sas.evaluation.quality)
+    quality_k: int = 5
+    quality_real_per_class: int | None = 100
 
     @property
     def main(self) -> str:
@@ -283,6 +291,13 @@ def build_plan(cfg, choices: dict | None = None, launch: dict | None = None) -> 
                 raise ConfigError(str(err.args[0])) from None
         hard = _build(cfg.ddranking_hard, "ddranking_hard", "eval") if cfg.get("ddranking_hard") is not None else \
             protocol.ddranking_hard(search, bool(cfg.get("ddranking_hard_mix", False)))
+    quality_k, real_per_class = cfg.get("quality_k", 5), cfg.get("quality_real_per_class", 100)
+    if isinstance(quality_k, bool) or not isinstance(quality_k, int) or quality_k < 1:
+        raise ConfigError(f"quality_k must be an integer >= 1, got {quality_k!r}")
+    if real_per_class is not None and (isinstance(real_per_class, bool) or not isinstance(real_per_class, int)
+                                       or real_per_class <= quality_k):
+        raise ConfigError(f"quality_real_per_class must be an integer above quality_k={quality_k} (or null: all), "
+                          f"got {real_per_class!r}")
     group_by = {"dataset": cfg.dataset.name, "sampler": choices.get("sampler"), "ipc": main.ipc,
                 "pool_mult": main.pool_mult, "model": choices.get("model"), "pool": choices.get("pool"),
                 "encoder": choices.get("encoder"), "eval": choices.get("eval")}
@@ -303,4 +318,5 @@ def build_plan(cfg, choices: dict | None = None, launch: dict | None = None) -> 
         data_key=OmegaConf.to_container(cfg.dataset, resolve=True), eval_split=str(cfg.get("eval_split", "val")),
         holdout_per_class=int(cfg.get("holdout_per_class", 50)), prototype_per_class=cfg.get("prototype_per_class"),
         ddranking=ddranking, ddranking_weight=float(weight), ddranking_lr_search=search, ddranking_hard=hard,
-        ddranking_full=full, launch=dict(launch or {}))
+        ddranking_full=full, launch=dict(launch or {}), quality=bool(cfg.get("quality", True)), quality_k=quality_k,
+        quality_real_per_class=real_per_class)

@@ -116,7 +116,9 @@ def load_pretrained(cls, name: str, revision: str | None = None, subfolder: str 
     sub = subfolder
     if sub and optional_subfolder and w.revision is None and not (Path(w.load_from) / sub).is_dir():
         sub = None
-    return cls.from_pretrained(w.load_from, subfolder=sub, revision=w.revision, **kwargs)
+    if sub:                                                 # transformers refuses subfolder=None
+        kwargs["subfolder"] = sub
+    return cls.from_pretrained(w.load_from, revision=w.revision, **kwargs)
 
 
 def _cached_snapshot(repo_id: str, revision: str | None) -> Path:

@@ -106,8 +106,9 @@ def fill_cache(plan: Plan) -> float:
 def _run_stages(plan: Plan, folder: RunFolder, t_start: float) -> float:
     """The stages in order, one line each."""
     from sas.console import results_table
+    from sas.costs import measured
     from sas.data.stream import check_streamed
-    from sas.encoders.cache import encode_stage, needs_real_train
+    from sas.encoders.cache import encode_stage, needs_real_train, real_embeddings
     from sas.pools.base import list_pool
 
     tracker = plan.tracker(plan.wandb_config, folder.path, folder.wandb_id, plan.group_by, plan.name, plan.job_name)
@@ -116,13 +117,23 @@ def _run_stages(plan: Plan, folder: RunFolder, t_start: float) -> float:
         check_streamed(context.real_val(), plan.cache_dir, plan.progress)  # real splits decoded or checked ...
         if needs_real_train(plan.encoder):                                  # ... before the first expensive stage
             check_streamed(context.real_train(), plan.cache_dir, plan.progress)
-        pool = list_pool(plan.pool, plan.n_per_class, _pool_context(plan))
+        costs: dict = {}                                                  # per stage (sas.costs)
+        with measured(costs, "pool"):
+            pool = list_pool(plan.pool, plan.n_per_class, _pool_context(plan))
         tracker.link_generator(plan.pool)                                 # the train.py run, when there is one
-        encoded = encode_stage(plan.encoder, pool, context, plan.progress, _shard(plan))
+        with measured(costs, "encode"):
+            encoded = encode_stage(plan.encoder, pool, context, plan.progress, _shard(plan))
+        real, pool_quality = None, None
+        if plan.quality:                                                  # the pool against the real train split
+            with measured(costs, "quality"):
+                real = real_embeddings(plan.encoder, context.real_train(), plan.cache_dir, plan.data_key,
+                                       plan.quality_real_per_class)
+                pool_quality = _quality(plan, real, encoded, range(len(encoded.pool)))
         memo: dict = {}                                          # inputs several samplers share (extras)
-        results = {name: _sampler_stages(plan, name, sampler, encoded, folder, context, tracker, memo)
+        results = {name: _sampler_stages(plan, name, sampler, encoded, folder, context, tracker, memo, real)
                    for name, sampler in plan.samplers.items()}
-        summary = _summary(plan, results, encoded, t_start)
+        summary = {**_summary(plan, results, encoded, t_start), "pool_quality": pool_quality, "cost": costs}
+        tracker.log_quality("pool", pool_quality, costs)
         folder.finish(summary)
     finally:
         tracker.finish()
@@ -132,31 +143,55 @@ def _run_stages(plan: Plan, folder: RunFolder, t_start: float) -> float:
     return summary["best_top1_mean"]
 
 
-def _sampler_stages(plan: Plan, name: str, sampler, encoded, folder: RunFolder, context, tracker, memo) -> dict:
-    """One sampler on the encoded pool: select, write, log, draw, evaluate (and score with DD-Ranking)."""
+def _sampler_stages(plan: Plan, name: str, sampler, encoded, folder: RunFolder, context, tracker, memo,
+                    real) -> dict:
+    """One sampler on the encoded pool: select, write, log, draw, evaluate (and score with DD-Ranking), each
+    stage's cost measured, the selected set's quality against the real split when `real` is given."""
+    from sas.costs import measured
     from sas.evaluation.protocol import evaluate_set
 
+    costs: dict = {}
     n = None if sampler.pool_mult is None else sampler.pool_mult * sampler.ipc
     pool = encoded.first(n)
     extras = None
     if sampler.needs:                                    # e.g. real centroids, classifier difficulties
         from sas.encoders.extras import extra_inputs
-        extras = extra_inputs(sampler, pool, context, plan.encoder, plan.model, plan.protocol, plan.progress, memo)
-    picked = pool.select(name, sampler, extras)                                      # PoolSelection
+        with measured(costs, "extras"):
+            extras = extra_inputs(sampler, pool, context, plan.encoder, plan.model, plan.protocol, plan.progress,
+                                  memo)
+    with measured(costs, "select"):
+        picked = pool.select(name, sampler, extras)                                  # PoolSelection
     sel_dir = folder.selection_dir(name, main=name == plan.main)
-    distilled = folder.write(picked, sel_dir)                                        # DistilledSet
+    with measured(costs, "write"):
+        distilled = folder.write(picked, sel_dir)                                    # DistilledSet
     tracker.log_selection(picked)
     if plan.pictures:                                      # score histograms, embedding map, selected grid
         from sas.report.pictures import selection_pictures
         tracker.log_pictures(name, selection_pictures(folder.figures_dir(sel_dir), picked, plan.map_method))
-    evaluation = evaluate_set(distilled, plan.data.table, context, plan.model, plan.protocol, plan.ipc,
-                              tracker.lightning_logger(), metric_prefix=f"{name}/")   # Evaluation
+    with measured(costs, "evaluate"):
+        evaluation = evaluate_set(distilled, plan.data.table, context, plan.model, plan.protocol, plan.ipc,
+                                  tracker.lightning_logger(), metric_prefix=f"{name}/")   # Evaluation
     out = {"sampler": {**sampler.config(), "choice": name}, "distilled": str(distilled.path),
            "evaluation": evaluation.as_dict()}
+    if real is not None:
+        out["quality"] = _quality(plan, real, pool, picked.indices)
     if plan.ddranking:
-        out["ddranking"] = _ddranking_stage(plan, picked, distilled, evaluation, folder, context, tracker)
+        with measured(costs, "ddranking"):
+            out["ddranking"] = _ddranking_stage(plan, picked, distilled, evaluation, folder, context, tracker)
+    out["cost"] = costs
     tracker.log_results("main" if name == plan.main else name, evaluation.summary(), out.get("ddranking"))
+    tracker.log_quality(name, out.get("quality"), costs)
     return out
+
+
+def _quality(plan: Plan, real, encoded, indices) -> dict:
+    """sas.evaluation.quality of the pool rows `indices` of an EncodedPool against the real embeddings."""
+    import torch
+
+    from sas.evaluation.quality import set_quality
+    idx = torch.as_tensor(list(indices), dtype=torch.long)
+    labels = torch.tensor(encoded.pool.labels)[idx]
+    return set_quality(real[0], real[1], encoded.features[idx], labels, plan.data.table.names, plan.quality_k)
 
 
 def _ddranking_stage(plan: Plan, picked, distilled, evaluation, folder: RunFolder, context, tracker) -> dict:

@@ -112,6 +112,8 @@ class DifficultyGuided(Sampler):
     floor: float = 1e-4                     # the original's `inf`: the smallest transformed value
     classifier: dict | None = None          # the classifier's model config (trained on the real train split by
                                             # the pipeline, cached); None: the run's evaluation model
+    classifier_epochs: int | None = None    # its training epochs under the run's hard-label protocol; None:
+                                            # the protocol's own for a whole real split
     name: ClassVar[str] = "diffguided"
     needs: ClassVar[tuple] = ("difficulty", "real_difficulty", "real_labels")
 
@@ -120,6 +122,8 @@ class DifficultyGuided(Sampler):
         self.bins = check_int("bins", self.bins)
         if self.threshold_search is not None:
             self.threshold_search = check_int("threshold_search", self.threshold_search)
+        if self.classifier_epochs is not None:
+            self.classifier_epochs = check_int("classifier_epochs", self.classifier_epochs)
         if not 0 <= float(self.kl_weight) <= 1:
             raise SelectionInputError(f"kl_weight must be in [0, 1], got {self.kl_weight!r}")
         if not 0 < float(self.floor) < 1:

@@ -177,6 +177,16 @@ class Tracker:
                                      for k in ("hlr", "ior", "ior_pool", "ddrs", "lrs") for s in ("mean", "std")
                                      if f"{k}_{s}" in scores})
 
+    def log_quality(self, name: str, quality: dict | None, costs: dict | None = None) -> None:
+        """The overall set quality (<name>/quality/<metric>) and stage costs (<name>/cost/<stage>/<key>) into
+        the run's summary; name: a sampler, or "pool"."""
+        if self.run is None:
+            return
+        flat = {f"{name}/quality/{k}": v for k, v in ((quality or {}).get("overall") or {}).items() if v is not None}
+        flat.update({f"{name}/cost/{stage}/{k}": v for stage, c in (costs or {}).items() for k, v in c.items()
+                     if v is not None})
+        self.run.summary.update(flat)
+
     def finish(self) -> None:
         if self.run is not None:
             self.run.finish()

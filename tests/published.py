@@ -291,3 +291,22 @@ def ddpm_release(hf_home, real_size: bool = False, seed: int = 0) -> Path:
                                                        **{k: v for k, v in dict(scheduler.config).items()
                                                           if not k.startswith("_")}})}
     return hf_repo(hf_home, DDPM_RELEASE_REPO, files)
+
+
+def dinov2_snapshot(hf_home, repo_id: str = "facebook/dinov2-base", seed: int = 0) -> Path:
+    """facebook/dinov2-base's files (config.json as Dinov2Config writes it, model.safetensors with transformers'
+    key names, the BitImageProcessor preprocessor_config.json) for a tiny random-init DINOv2: resize 36 (the
+    published 256), crop 32 (224), resample 3, ImageNet mean / std."""
+    from transformers import Dinov2Config, Dinov2Model
+    torch.manual_seed(seed)
+    cfg = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                       patch_size=8, image_size=32)
+    net = Dinov2Model(cfg)
+    processor = {"crop_size": {"height": 32, "width": 32}, "do_center_crop": True, "do_convert_rgb": True,
+                 "do_normalize": True, "do_rescale": True, "do_resize": True,
+                 "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225],
+                 "image_processor_type": "BitImageProcessor", "resample": 3, "rescale_factor": 1 / 255,
+                 "size": {"shortest_edge": 36}}
+    return hf_repo(hf_home, repo_id, {"config.json": cfg.to_json_string().encode(),
+                                      "model.safetensors": safetensors_bytes(net.state_dict()),
+                                      "preprocessor_config.json": _json(processor)})

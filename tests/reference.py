@@ -250,3 +250,35 @@ def s3(feats, labels, real_centroids, ipc, groups, alpha=1.0, beta=1.0, eps=1e-6
         if not improved:
             break
     return sorted(i for c in range(C) for i in sub[c][pick[c]])
+
+
+# ----------------------------------------------------------------------------- set quality
+
+def frechet(real, fake):
+    """pytorch-fid's formula with scipy's matrix square root."""
+    from scipy import linalg
+    real, fake = np.asarray(real, dtype=np.float64), np.asarray(fake, dtype=np.float64)
+    mu1, mu2 = real.mean(0), fake.mean(0)
+    s1, s2 = np.cov(real, rowvar=False), np.cov(fake, rowvar=False)
+    covmean = linalg.sqrtm(s1 @ s2).real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def prdc(real, fake, k):
+    """Precision, recall, density, coverage, one pair of points at a time."""
+    real, fake = np.asarray(real, dtype=np.float64), np.asarray(fake, dtype=np.float64)
+
+    def dist(u, v):
+        return math.sqrt(sum((a - b) ** 2 for a, b in zip(u, v)))
+
+    def radius(points, i):
+        return sorted(dist(points[i], points[j]) for j in range(len(points)) if j != i)[k - 1]
+    r_real = [radius(real, i) for i in range(len(real))]
+    precision = np.mean([any(dist(f, real[i]) < r_real[i] for i in range(len(real))) for f in fake])
+    recall = None
+    if len(fake) > k:                                      # a fake radius needs k other fakes
+        r_fake = [radius(fake, j) for j in range(len(fake))]
+        recall = np.mean([any(dist(r, fake[j]) < r_fake[j] for j in range(len(fake))) for r in real])
+    density = np.mean([sum(dist(f, real[i]) < r_real[i] for i in range(len(real))) for f in fake]) / k
+    coverage = np.mean([min(dist(real[i], f) for f in fake) < r_real[i] for i in range(len(real))])
+    return {"precision": precision, "recall": recall, "density": density, "coverage": coverage}

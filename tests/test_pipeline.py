@@ -48,6 +48,17 @@ def test_smoke_end_to_end(tmp_path, capsys):
     assert logged["summary"]["best_top1_mean"] == pytest.approx(best) and "sas/repeat0/val/top1" in logged["summary"]
     assert logged["config"]["group_by"]["pool_mult"] == 2 and logged["config"]["group_by"]["sampler"] == "sas"
     assert logged["config"]["name"] == "smoke" and "lr_gamma" not in logged["config"]
+    # quality of the pool and the set against the real train split, and every stage's cost, in both records
+    q = res["samplers"]["sas"]["quality"]
+    assert set(q["overall"]) == {"fd", "precision", "recall", "density", "coverage", "n"} and q["overall"]["n"] == 20
+    assert q["overall"]["fd"] > 0 and 0 <= q["overall"]["coverage"] <= 1 and len(q["per_class"]) == 10
+    assert res["pool_quality"]["overall"]["n"] == 40 and res["pool_quality"]["k"] == 5
+    assert set(res["cost"]) == {"pool", "encode", "quality"}
+    assert set(res["samplers"]["sas"]["cost"]) == {"select", "write", "evaluate"}
+    ev = res["samplers"]["sas"]["cost"]["evaluate"]
+    assert ev["wall_s"] > 0 and ev["cpu_s"] > 0 and ev["host_peak_mib"] > 100 and ev["device_s"] is None
+    assert logged["summary"]["sas/quality/fd"] == pytest.approx(q["overall"]["fd"])
+    assert logged["summary"]["sas/cost/evaluate/wall_s"] == ev["wall_s"] and "pool/cost/encode/wall_s" in logged["summary"]
     # the dashboard's curve panels read these keys: a curve per repeat, against the epoch
     import re
 
@@ -140,6 +151,9 @@ def test_multirun_samplers_share_the_pool(tmp_path):
     assert len(pool_dirs(tmp_path)) == 1
 
 
+DEMO = ("sas", "random", "kcenter", "mixed", "diffguided", "s3")
+
+
 def test_demo_preset_on_a_reduced_size(tmp_path, capsys):
     best = run(cfg_for(tmp_path, "pool.train.generator.epochs=1", "pool.source.num_inference_steps=5",
                        "sampler.ipc=2", "sampler.pool_mult=2", "encoder.epochs=1", "eval.epochs=2",
@@ -148,25 +162,29 @@ def test_demo_preset_on_a_reduced_size(tmp_path, capsys):
                choices={"sampler": "sas"})
     out = tmp_path / "run"
     res = json.loads((out / "results.json").read_text())
-    assert set(res["samplers"]) == {"sas", "random", "kcenter", "mixed"} and res["best_top1_mean"] == best
-    for name in ("random", "kcenter", "mixed"):
+    assert set(res["samplers"]) == set(DEMO) and res["best_top1_mean"] == best
+    for name in DEMO[1:]:
         assert len((out / "compare" / name / "distilled" / "manifest.jsonl").read_text().splitlines()) == 20
     assert list((tmp_path / "cache" / "generators").glob("ddpm-*/DONE"))  # the DDPM was trained and cached
-    (encoder,) = (tmp_path / "cache" / "real_runs").glob("*.json")     # so was the domain encoder, on real data
-    assert json.loads(encoder.read_text())["settings"]["model"] == {"_target_": "sas.models.convnet.ConvNet",
-                                                                   "depth": 3, "width": 64}
+    trained = [json.loads(p.read_text())["settings"]["model"] for p in (tmp_path / "cache" / "real_runs").glob("*.json")]
+    assert {"_target_": "sas.models.convnet.ConvNet", "depth": 3, "width": 64} in trained   # the domain encoder
+    assert len(trained) == 2                             # and diffguided's classifier (the evaluation model)
     printed = capsys.readouterr().out
-    assert all(n in printed for n in ("sas", "random", "kcenter", "mixed")) and str(out) in printed
+    assert all(n in printed for n in DEMO) and str(out) in printed
     # one W&B curve per training: every sampler's repeats under its own name
     (wb,) = out.glob("wandb/offline-run-*")
     keys = {k for h in read_offline_run(wb)["history"] for k in h}
-    assert {f"{s}/repeat0/val/top1" for s in ("sas", "random", "kcenter", "mixed")} <= keys
+    assert {f"{s}/repeat0/val/top1" for s in DEMO} <= keys
     assert "repeat0/val/top1" not in keys
     from sas.report import build_report
     text = build_report([out], tmp_path / "report")                 # what make demo writes after the run
     head = next(line for line in text.splitlines() if line.startswith("| runs"))
-    assert all(f"{n} best" in head for n in ("sas", "random", "kcenter", "mixed"))
-    assert (tmp_path / "report" / "comparison.csv").read_text().count("\n") == 5
+    assert all(f"{n} best" in head for n in DEMO)
+    assert (tmp_path / "report" / "comparison.csv").read_text().count("\n") == 1 + len(DEMO)
+    side = text.split("### Set quality and cost")[1].splitlines()       # the quality and cost columns
+    assert side[2].startswith("| runs | sampler | FD | precision | recall | density | coverage | select s")
+    rows = [line.split(" | ") for line in side[4:4 + len(DEMO)]]
+    assert [r[1] for r in rows] == list(DEMO) and all(float(r[2]) > 0 and float(r[-2]) > 0 for r in rows)
 
 
 def test_whole_pool_kcenter_needs_the_real_pool(tmp_path):

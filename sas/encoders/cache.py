@@ -27,7 +27,7 @@ from sas.shards import Shard
 log = logging.getLogger(__name__)
 
 __all__ = ["encode_pool", "encode_stage", "embeddings_path", "cached_embeddings", "visual_prototypes",
-           "prototypes_for", "needs_real_train", "EncodingIncomplete"]
+           "prototypes_for", "needs_real_train", "EncodingIncomplete", "real_embeddings"]
 
 
 def encode_pool(encoder, files: list[str], key: dict, cache_dir, progress: bool = False,
@@ -222,3 +222,36 @@ def prototypes_for(encoder, table, real_train_loader) -> torch.Tensor | None:
     if encoder.prototypes == "text":
         return encoder.text_prototypes(list(table.names))
     return visual_prototypes(encoder, real_train_loader(), len(table))
+
+
+def real_embeddings(encoder, real, cache_dir, data_key: dict, per_class: int | None = None):
+    """(features (M, d), labels (M,)) of the real split `real` (resident or streamed) under the encoder, the
+    first per_class images of each class (None: all); cached in <cache>/embeddings/real-<key>.pt with its
+    record (sas.io.save_checked): encoded once per (data, encoder, per_class)."""
+    import json
+    from dataclasses import replace
+
+    from sas.data.stream import iter_batches
+    from sas.io import load_checked, save_checked
+
+    key = json.loads(json.dumps({"real": data_key, "encoder": encoder.key_config(), "per_class": per_class},
+                                default=str))
+    path = Path(cache_dir) / "embeddings" / f"real-{config_key(key)}.pt"
+    cached = load_checked(path)
+    if cached is not None:
+        return cached["features"], cached["labels"]
+    labels = real.labels
+    if per_class is not None:                                   # the first per_class of each class, in order
+        rank = torch.zeros_like(labels)
+        seen: dict[int, int] = {}
+        for i, y in enumerate(labels.tolist()):
+            rank[i] = seen.get(y, 0)
+            seen[y] = int(rank[i]) + 1
+        keep = torch.nonzero(rank < per_class).flatten()
+        real = replace(real, files=[real.files[i] for i in keep.tolist()], labels=labels[keep]) if \
+            getattr(real, "streamed", False) else replace(real, images=real.images[keep], labels=labels[keep],
+                                                           files=[real.files[i] for i in keep.tolist()]
+                                                           if real.files else [])
+    feats = torch.cat([encoder.encode_tensors(x).float() for x, _ in iter_batches(real, 512)])   # (M, d)
+    save_checked({"features": feats, "labels": real.labels.clone(), "key": key}, path)
+    return feats, real.labels.clone()

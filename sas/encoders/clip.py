@@ -6,7 +6,10 @@
 
 Any open_clip model name works with a pretrained tag, a local checkpoint path
 (pretrained="/path/ckpt.pt"), or None for random init. The packaged
-"tiny-clip" config is a small random-init CLIP for tests and the smoke preset.
+"tiny-clip" config is a small random-init CLIP for tests and the smoke preset; "tiny-sigmoid" (SigLIP's
+architecture: timm ViT with attention-pool head, bidirectional text pooled at the last token) and "tiny-eva"
+(timm EVA-02 tower) are the same for SigLIP and EVA-02-CLIP (conf/encoder/siglip_tiny, eva_tiny); the timm
+towers run at 224 px, as open_clip builds them.
 
 Activation: OpenAI's CLIP weights (and every open_clip tag marked quick_gelu) were trained with QuickGELU,
 x * sigmoid(1.702 x); open_clip builds `ViT-B-32` with plain GELU and only warns when such weights are
@@ -40,10 +43,15 @@ __all__ = ["OpenCLIPEncoder", "register_packaged_configs"]
 _PACKAGED = Path(__file__).parent
 
 
+PACKAGED = ("tiny-clip", "tiny-sigmoid", "tiny-eva")     # tiny random-init configs (tests, smoke presets); not
+                                                          # named *siglip*: open_clip would fetch SigLIP's tokenizer
+
+
 def register_packaged_configs() -> None:
     import open_clip
-    if "tiny-clip" not in open_clip.list_models():
-        open_clip.add_model_config(_PACKAGED / "tiny-clip.json")
+    for name in PACKAGED:
+        if name not in open_clip.list_models():
+            open_clip.add_model_config(_PACKAGED / f"{name}.json")
 
 
 def _open_clip():
@@ -157,15 +165,21 @@ class OpenCLIPEncoder(Encoder):
         return (f / f.norm(dim=-1, keepdim=True)).cpu()
 
     def _tensor_preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, 3, H, W) -> normalised (B, 3, S, S) on the device: shortest side to S, centre crop."""
+        """uint8 (B, 3, H, W) -> normalised (B, 3, S, S) on the device, as the model's preprocessing config says
+        (open_clip's, from the tag): resize_mode shortest (shorter side to S, centre crop; OpenAI CLIP, EVA) or
+        squash (straight to S x S; SigLIP), its interpolation, its mean / std."""
         model, _, _, dev = self._load()
         cfg = model.visual.preprocess_cfg
         S = cfg["size"][0] if isinstance(cfg["size"], (tuple, list)) else cfg["size"]
+        mode, interp = cfg.get("resize_mode", "shortest"), cfg.get("interpolation", "bicubic")
+        if mode not in ("shortest", "squash"):
+            raise ValueError(f"encoder.preprocess=tensor handles resize_mode shortest or squash, not '{mode}': use "
+                             "encoder.preprocess=pil")
         x = images.to(dev, non_blocking=True).float() / 255
         h, w = x.shape[-2:]
         scale = S / min(h, w)
-        x = F.interpolate(x, size=(max(S, round(h * scale)), max(S, round(w * scale))), mode="bicubic",
-                          antialias=True, align_corners=False).clamp_(0, 1)
+        size = (S, S) if mode == "squash" else (max(S, round(h * scale)), max(S, round(w * scale)))
+        x = F.interpolate(x, size=size, mode=interp, antialias=True, align_corners=False).clamp_(0, 1)
         top, left = (x.shape[-2] - S) // 2, (x.shape[-1] - S) // 2
         x = x[..., top:top + S, left:left + S]
         from sas.data.augment import normalize

@@ -9,7 +9,7 @@ real_centroids: the real train split's mean embedding per class under the run's 
 difficulty, real_difficulty, real_labels: 1 - the probability a classifier gives an image's class
     (DiffGuideSamp's score), for the pool images and the real train images. The classifier is
     `sampler.classifier` (a model config; None: the run's evaluation model) trained on the real train split
-    under the run's hard-label protocol (sas.evaluation.protocol.train_on_real: cached; the same run as
+    under the run's hard-label protocol (for sampler.classifier_epochs when set) (sas.evaluation.protocol.train_on_real: cached; the same run as
     DD-Ranking's acc(real, hard) when they coincide). The pool's probabilities are cached like embeddings.
 """
 
@@ -55,9 +55,11 @@ class ClassifierProbabilities(Encoder):
         return self.encode_tensors(decode_all(files, self.image_size))
 
 
-def _difficulty_scorer(classifier: dict, protocol, context) -> ClassifierProbabilities:
+def _difficulty_scorer(classifier: dict, protocol, context, epochs: int | None) -> ClassifierProbabilities:
     from sas.evaluation.protocol import train_on_real
     hard = protocol.hard_protocol()
+    if epochs is not None:
+        hard = hard.replaced(epochs=epochs)
     net, _ = train_on_real(classifier, hard, context)
     key = json.loads(json.dumps({"model": classifier, "protocol": hard.settings(), "data": context.data_key},
                                 default=str))
@@ -80,10 +82,10 @@ def extra_inputs(sampler, encoded, context, encoder, model: dict, protocol, prog
                 visual_prototypes(encoder, context.real_train(), len(encoded.pool.classes))       # (C, d)
         out["real_centroids"] = memo["real_centroids"]
     if needs & {"difficulty", "real_difficulty", "real_labels"}:
-        classifier = getattr(sampler, "classifier", None) or model
-        tag = json.dumps(classifier, sort_keys=True, default=str)
+        classifier, epochs = getattr(sampler, "classifier", None) or model, getattr(sampler, "classifier_epochs", None)
+        tag = json.dumps([classifier, epochs], sort_keys=True, default=str)
         if tag not in memo:
-            scorer = _difficulty_scorer(classifier, protocol, context)
+            scorer = _difficulty_scorer(classifier, protocol, context, epochs)
             real = context.real_train()
             own = []
             for images, labels in iter_batches(real, 512):

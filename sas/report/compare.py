@@ -41,6 +41,8 @@ class Entry:
     best: list = field(default_factory=list)       # best top-1 per repeat (fractions)
     last: list = field(default_factory=list)
     scores: dict | None = None       # DD-Ranking per-repeat lists (hlr, ior, ddrs)
+    quality: dict | None = None      # the selected set's overall quality (sas.evaluation.quality)
+    cost: dict | None = None         # seconds: select (with its extra inputs), evaluate; the run's pool, encode
 
 
 def _flat(d, prefix: str = "") -> dict:
@@ -81,8 +83,26 @@ def entries_from_records(records) -> tuple[list[Entry], list[str]]:
                 continue
             scores = s.get("ddranking")
             entries.append(Entry(rec.path, name, settings, best, last,
-                                 {k: scores[k] for k in SCORES if k in scores} if scores else None))
+                                 {k: scores[k] for k in SCORES if k in scores} if scores else None,
+                                 (s.get("quality") or {}).get("overall"), _seconds(s.get("cost"), res.get("cost"))))
     return entries, skipped
+
+
+def _seconds(mine: dict | None, run: dict | None) -> dict | None:
+    """Wall seconds a sampler's selection cost (its extra inputs included) and its evaluation, beside the run's
+    pool and encoding stages (sas.costs records)."""
+    if not mine:
+        return None
+    wall = lambda c, k: (c or {}).get(k, {}).get("wall_s") or 0.0   # noqa: E731
+    return {"select_s": wall(mine, "extras") + wall(mine, "select"), "evaluate_s": wall(mine, "evaluate"),
+            "pool_s": wall(run, "pool"), "encode_s": wall(run, "encode")}
+
+
+QUALITY = ("fd", "precision", "recall", "density", "coverage")      # sas.evaluation.quality, overall
+COSTS = ("select_s", "evaluate_s", "pool_s", "encode_s")
+SIDE_HEADERS = {"fd": "FD", "precision": "precision", "recall": "recall", "density": "density",
+                "coverage": "coverage", "select_s": "select s", "evaluate_s": "evaluate s", "pool_s": "pool s",
+                "encode_s": "encode s"}
 
 
 def collect_entries(roots) -> tuple[list[Entry], list[str]]:
@@ -137,9 +157,14 @@ def comparison(entries: list[Entry], skipped: list[str] | None = None) -> dict:
             scored = [e for e in mine if e.scores]
             for k in SCORES:
                 cell[k] = _stats([x for e in scored for x in e.scores.get(k, [])]) if scored else None
+            for k in QUALITY:                                # one figure per run: their mean and std over runs
+                cell[k] = _stats([e.quality[k] for e in mine if e.quality and e.quality.get(k) is not None])
+            for k in COSTS:
+                cell[k] = _stats([e.cost[k] for e in mine if e.cost])
             cells[(row, s)] = cell
     return {"keys": keys, "rows": concrete, "samplers": samplers, "cells": cells, "skipped": skipped or [],
-            "ddranking": any(e.scores for e in entries)}
+            "ddranking": any(e.scores for e in entries), "quality": any(e.quality for e in entries),
+            "cost": any(e.cost for e in entries)}
 
 
 def _pct(st, pm: str) -> str:
@@ -192,9 +217,34 @@ def render_markdown(table: dict) -> str:
                  "images per class (pp, a new draw per repeat, as the package), IOR pool = over a random subset of "
                  "the same pool (pp), DDRS = the paper's score on fractions, LRS = the package's label-robust "
                  "score on percentages (both w = 0.5)." if table["ddranking"] else "")]
+    lines += _side_table(table)
     if table["skipped"]:
         lines += ["", "Left out: " + "; ".join(table["skipped"][:20])]
     return "\n".join(lines) + "\n"
+
+
+def _side_table(table: dict) -> list[str]:
+    """Markdown lines of the set-quality and cost table (one line per row and sampler), when runs recorded them."""
+    cols = [*(QUALITY if table.get("quality") else ()), *(COSTS if table.get("cost") else ())]
+    if not cols:
+        return []
+    keys, _ = _header(table)
+    lines = ["", "### Set quality and cost", "", "| " + " | ".join([*keys, "sampler", *(SIDE_HEADERS[c] for c in cols)])
+             + " |", "|" + "---|" * (len(keys) + 1 + len(cols))]
+    for row in table["rows"]:
+        for s in table["samplers"]:
+            c = table["cells"].get((row, s))
+            if c is None:
+                continue
+            vals = ["" if c.get(k) is None else (f"{c[k][0]:.3f}" if k in QUALITY else f"{c[k][0]:.2f}")
+                    for k in cols]
+            lines.append("| " + " | ".join([*_row_label(table, row), s, *vals]) + " |")
+    lines += ["", "The selected set against the real train split's embeddings (the run's encoder; "
+              "sas.evaluation.quality): Fréchet distance (lower is closer) and precision / recall / density / "
+              "coverage at the run's k, mean over runs. Seconds (wall, mean over runs; sas.costs): selecting "
+              "(with the inputs the selector needs), evaluating (all repeats), and the run's pool generation and "
+              "encoding, which every sampler of a run shares."]
+    return lines
 
 
 def render_latex(table: dict) -> str:
@@ -219,7 +269,7 @@ def write_csv(table: dict, path) -> None:
 
     buf = io.StringIO()
     w = csv.writer(buf)
-    stats = ["best", "last", *SCORES]
+    stats = ["best", "last", *SCORES, *QUALITY, *COSTS]
     w.writerow([*table["keys"], "sampler", "n_runs", *[f"{s}_{m}" for s in stats for m in ("mean", "std")]])
     for row in table["rows"]:
         for s in table["samplers"]:

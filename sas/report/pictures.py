@@ -68,8 +68,14 @@ def embedding_map(out, feats, labels, chosen, method: str = "auto", seed: int = 
     return save_figure(fig, out, dpi=110)
 
 
+CELL = 64               # side of one image in the selected grid (pixels of the mosaic)
+
+
 def selected_grid(out, files, labels, idx, names, max_classes: int = MAX_CLASSES,
                   max_per_class: int = MAX_PER_CLASS) -> Path:
+    """The selected images, a row per class, as one mosaic (each image centre-cropped to a CELL square)."""
+    from PIL import Image, ImageOps
+
     from sas.data.images import open_rgb
 
     by_class: dict[int, list[int]] = {}
@@ -77,14 +83,17 @@ def selected_grid(out, files, labels, idx, names, max_classes: int = MAX_CLASSES
         by_class.setdefault(int(labels[i]), []).append(i)
     classes = sorted(by_class)[:max_classes]
     ncols = max(1, min(max_per_class, max(len(v) for v in by_class.values())))
-    fig, axes = plt.subplots(len(classes), ncols, figsize=(1.1 * ncols, 1.2 * len(classes)), squeeze=False)
+    mosaic = np.full((len(classes) * CELL, ncols * CELL, 3), 255, dtype=np.uint8)      # (rows*S, cols*S, 3)
     for r, c in enumerate(classes):
-        for j in range(ncols):
-            ax = axes[r][j]
-            ax.axis("off")
-            if j < len(by_class[c]):
-                ax.imshow(np.asarray(open_rgb(files[by_class[c][j]])))
-        axes[r][0].set_title(str(names[c])[:18], fontsize=7, loc="left")
+        for j, i in enumerate(by_class[c][:ncols]):
+            cell = ImageOps.fit(open_rgb(files[i]), (CELL, CELL), Image.Resampling.BICUBIC)
+            mosaic[r * CELL:(r + 1) * CELL, j * CELL:(j + 1) * CELL] = np.asarray(cell)
+    fig, ax = plt.subplots(figsize=(1.0 * ncols + 1.4, 1.0 * len(classes)))
+    ax.imshow(mosaic)
+    ax.set_yticks([(r + 0.5) * CELL for r in range(len(classes))], [str(names[c])[:18] for c in classes], fontsize=7)
+    ax.set_xticks([])
+    for side in ax.spines.values():
+        side.set_visible(False)
     return save_figure(fig, out, dpi=110)
 
 
