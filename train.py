@@ -13,10 +13,8 @@ import hydra
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
 def main(cfg):
-    from sas.console import quiet
-    from sas.generators.training import train_generator
-    quiet()
-    print(f"trained generator: {train_generator(cfg)}")
+    from sas.apps import train_app
+    train_app(cfg)
 
 
 if __name__ == "__main__":

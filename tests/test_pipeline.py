@@ -2,9 +2,6 @@
 config validation, W&B offline contents, and the demo preset on a reduced size."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -122,12 +119,11 @@ def test_unknown_group_option(tmp_path):
 
 
 def distill(tmp_path, *args):
-    env = {**os.environ, "WANDB_MODE": "offline"}
-    proc = subprocess.run([sys.executable, str(ROOT / "distill.py"), *args, f"paths.cache_dir={tmp_path / 'cache'}",
-                           f"paths.output_root={tmp_path / 'outputs'}"], capture_output=True, text=True,
-                          env=env, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
+    """`python distill.py ARGS` with the test's cache and outputs (in this process: tests/hydra_app.py)."""
+    from hydra_app import run_distill
+    code = run_distill([*args, f"paths.cache_dir={tmp_path / 'cache'}", f"paths.output_root={tmp_path / 'outputs'}"],
+                       cwd=tmp_path)
+    assert code == 0, f"distill.py exited with {code}"
 
 
 def test_multirun_pool_mult_sweep_makes_one_pool(tmp_path):
@@ -157,6 +153,7 @@ DEMO = ("sas", "random", "kcenter", "mixed", "diffguided", "s3")
 def test_demo_preset_on_a_reduced_size(tmp_path, capsys):
     best = run(cfg_for(tmp_path, "pool.train.generator.epochs=1", "pool.source.num_inference_steps=5",
                        "sampler.ipc=2", "sampler.pool_mult=2", "encoder.epochs=1", "eval.epochs=2",
+                       "compare.diffguided.classifier_epochs=1", "pictures=false",
                        "eval.evaluations=1", "eval.repeats=1", "progress=false", "map_method=pca",
                        experiment="demo"),
                choices={"sampler": "sas"})
@@ -165,6 +162,12 @@ def test_demo_preset_on_a_reduced_size(tmp_path, capsys):
     assert set(res["samplers"]) == set(DEMO) and res["best_top1_mean"] == best
     for name in DEMO[1:]:
         assert len((out / "compare" / name / "distilled" / "manifest.jsonl").read_text().splitlines()) == 20
+    from sas.data.distilled import read_manifest
+    rows = read_manifest(out / "compare" / "diffguided" / "distilled")
+    assert all(0 <= r["difficulty"] <= 1 for r in rows)                 # the score it sampled by, recorded
+    for c in range(10):                   # s3: a whole subgroup, pool images 4c, 4c+1 or 4c+2, 4c+3 (pool order)
+        chosen = sorted(r["pool_index"] for r in read_manifest(out / "compare" / "s3" / "distilled") if r["label"] == c)
+        assert chosen in ([4 * c, 4 * c + 1], [4 * c + 2, 4 * c + 3])
     assert list((tmp_path / "cache" / "generators").glob("ddpm-*/DONE"))  # the DDPM was trained and cached
     trained = [json.loads(p.read_text())["settings"]["model"] for p in (tmp_path / "cache" / "real_runs").glob("*.json")]
     assert {"_target_": "sas.models.convnet.ConvNet", "depth": 3, "width": 64} in trained   # the domain encoder

@@ -69,23 +69,3 @@ def test_s3_takes_whole_subgroups_and_says_when_the_pool_is_short():
         SubgroupSelection(ipc=4, groups=4)(feats, labels, None, extras={"real_centroids": real})
     with pytest.raises(SelectionInputError, match=r"real_centroids must be \(3, 6\)"):
         SubgroupSelection(ipc=4)(feats, labels, None, extras={"real_centroids": real[:2]})
-
-
-def test_both_run_in_the_pipeline_beside_sas_on_one_pool(tmp_path):
-    import json
-
-    from sas.data.distilled import read_manifest
-    from sas.pipeline import run
-
-    from test_pipeline import cfg_for
-    run(cfg_for(tmp_path, "+sampler@compare.diffguided=diffguided", "+sampler@compare.s3=s3", "eval.repeats=1"))
-    res = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert set(res["samplers"]) == {"sas", "diffguided", "s3"}
-    rows = read_manifest(tmp_path / "run" / "compare" / "diffguided" / "distilled")
-    assert len(rows) == 20 and all(0 <= r["difficulty"] <= 1 for r in rows)        # the score it sampled by
-    (classifier,) = (tmp_path / "cache" / "real_runs").glob("*.json")            # trained once on real data
-    assert json.loads(classifier.read_text())["settings"]["model"]["_target_"] == "sas.models.convnet.ConvNet"
-    s3 = read_manifest(tmp_path / "run" / "compare" / "s3" / "distilled")
-    for c in range(10):                   # a whole subgroup: pool images 4c, 4c+1 or 4c+2, 4c+3 (pool order)
-        chosen = sorted(r["pool_index"] for r in s3 if r["label"] == c)
-        assert chosen in ([4 * c, 4 * c + 1], [4 * c + 2, 4 * c + 3])

@@ -36,7 +36,11 @@ def test_config_builds_a_sampler_that_selects(name):
     expected_mult = {"none": 1, "kcenter_real": None}.get(name, 4)  # none: the IPC-sized pool; null: all of it
     assert isinstance(sampler, sampling.Sampler) and sampler.ipc == 3 and sampler.pool_mult == expected_mult
     feats, labels, text = clustered(0, classes=4, per_class=12)
-    sel = sampler(feats, labels, text)
+    g = torch.Generator().manual_seed(0)
+    extras = {"real_centroids": text, "difficulty": torch.rand(len(labels), generator=g, dtype=torch.float64),
+              "real_difficulty": torch.rand(40, generator=g, dtype=torch.float64),
+              "real_labels": torch.arange(4).repeat_interleave(10)}          # what samplers that need them get
+    sel = sampler(feats, labels, text, extras={k: extras[k] for k in sampler.needs})
     assert torch.bincount(labels[sel.indices]).tolist() == [3] * 4
 
 

@@ -22,7 +22,8 @@ def train_cfg(tmp_path, *overrides):
 def test_ddpm_fit_lowers_its_loss(tmp_path):
     from sas.data.real import load_digits_split
     from sas.generators.ddpm import DDPMModule
-    cfg = train_cfg(tmp_path, "generator=ddpm_tiny", "generator.epochs=4", "generator.sample_every_n_steps=40",
+    cfg = train_cfg(tmp_path, "generator=ddpm_tiny", "generator.epochs=2", "generator.sample_every_n_steps=20",
+                    "trainer.log_every_n_steps=10",
                     "generator.sample_per_class=1")
     from omegaconf import OmegaConf
     unet = {**OmegaConf.to_container(cfg.generator.unet, resolve=True), "num_class_embeds": 10}
@@ -54,7 +55,7 @@ def test_ddpm_fit_lowers_its_loss(tmp_path):
     keys = {k for h in logged["history"] for k in h}
     assert "train/loss_step" in keys and any(k.startswith("lr-") for k in keys), keys
     assert logged["config"]["generator"]["kind"] == "ddpm"
-    # a grid of samples per class every 40 steps (80 steps: 2 grids), the same noise each time
+    # a grid of samples per class every 20 steps (44 steps: 2 grids), the same noise each time
     assert len(list(wb.glob("files/media/images/samples_*.png"))) == 2
     import json
     assert json.loads((out / "wandb_run.json").read_text())["id"] == wb.name.rsplit("-", 1)[-1]

@@ -226,7 +226,7 @@ def prototypes_for(encoder, table, real_train_loader) -> torch.Tensor | None:
 
 def real_embeddings(encoder, real, cache_dir, data_key: dict, per_class: int | None = None):
     """(features (M, d), labels (M,)) of the real split `real` (resident or streamed) under the encoder, the
-    first per_class images of each class (None: all); cached in <cache>/embeddings/real-<key>.pt with its
+    first per_class images of each class (None: all); cached in <cache>/embeddings/real/<key>.pt with its
     record (sas.io.save_checked): encoded once per (data, encoder, per_class)."""
     import json
     from dataclasses import replace
@@ -236,7 +236,7 @@ def real_embeddings(encoder, real, cache_dir, data_key: dict, per_class: int | N
 
     key = json.loads(json.dumps({"real": data_key, "encoder": encoder.key_config(), "per_class": per_class},
                                 default=str))
-    path = Path(cache_dir) / "embeddings" / f"real-{config_key(key)}.pt"
+    path = Path(cache_dir) / "embeddings" / "real" / f"{config_key(key)}.pt"
     cached = load_checked(path)
     if cached is not None:
         return cached["features"], cached["labels"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sas.report.paper import PAPER
+from sas.report.paper import PAPER, PROVENANCE
 
 __all__ = ["Run", "ReportError", "TableSpec", "TABLES", "collect_runs", "runs_from_records", "runs_from_wandb",
            "build_table", "render_markdown", "render_latex"]
@@ -191,6 +191,9 @@ def _cell_texts(table: dict, bold_open: str, bold_close: str, pm: str) -> list[l
         for clabel, _ in spec.cols:
             run = cells[(rlabel, clabel)]
             ref = paper.get((rlabel, clabel))
+            prov = PROVENANCE.get(spec.key)
+            if ref and run is not None and prov is not None and not prov.matches(run.settings):
+                ref = None                                     # measured under another protocol: not placed here
             ref_text = f" ({ref[0]:.1f})" if ref else ""
             if run is None:
                 text = "missing"
@@ -213,6 +216,9 @@ def render_markdown(table: dict) -> str:
     lines = [f"### {spec.title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in _cell_texts(table, "**", "**", "±")]
     lines += ["", "Best top-1 (%), mean ± std over repeats; the paper's figure in parentheses; bold: best of the row."]
+    if spec.key in PROVENANCE:
+        lines += ["", f"Figures in parentheses: {PROVENANCE[spec.key].line()}; shown only beside runs evaluated "
+                      "under that protocol."]
     return "\n".join(lines) + "\n"
 
 
