@@ -69,15 +69,15 @@ def test_best_and_last_bookkeeping():
 
 def test_protocol_run_on_digits_learns(digits):
     train, val = digits
-    protocol = Protocol(epochs=40, evaluations=4, image_size=32, repeats=2, progress=False)
+    protocol = Protocol(epochs=24, evaluations=3, image_size=32, repeats=2, progress=False)
     seen = []
     result = evaluate(train, val, TINY, protocol, on_repeat=seen.append)
     assert [r["repeat"] for r in seen] == [0, 1] and [r["seed"] for r in seen] == [0, 1]
     for r in result.repeats:
-        assert [e for e, _ in r["curve"]] == [10, 20, 30, 40]
+        assert [e for e, _ in r["curve"]] == [8, 16, 24]
         assert r["best_top1"] == max(a for _, a in r["curve"]) and r["last_top1"] == r["curve"][-1][1]
     assert result.summary()["best_top1_mean"] > 0.5  # 100 real digits: far above chance (0.1) on the 540 test digits
-    assert result.val_images == 540 and result.epochs == 40 and result.eval_every == 10
+    assert result.val_images == 540 and result.epochs == 24 and result.eval_every == 8
     assert result.repeats[0]["curve"] != result.repeats[1]["curve"]  # different seeds
 
 

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -197,15 +198,22 @@ def test_submitit_local_launcher(shared, tmp_path):
 
 
 def test_two_jobs_at_once_share_one_pool(tmp_path):
+    """Two processes fill one pool at once: a job in a process of its own and one in the test's process."""
     env = {**os.environ, "WANDB_MODE": "offline"}
     cache = tmp_path / "cache"
-    procs = [subprocess.Popen([sys.executable, str(ROOT / "distill.py"), "experiment=smoke", f"name=job{i}",
-                               "sampler.ipc=3", "sampler.pool_mult=3", f"paths.cache_dir={cache}",
-                               f"paths.output_root={tmp_path / 'outputs'}"], env=env, cwd=tmp_path,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
-    for p in procs:
-        _, err = p.communicate(timeout=600)
-        assert p.returncode == 0, err[-3000:]
+    args = ["experiment=smoke", "sampler.ipc=3", "sampler.pool_mult=3", f"paths.cache_dir={cache}",
+            f"paths.output_root={tmp_path / 'outputs'}"]
+    other = subprocess.Popen([sys.executable, str(ROOT / "distill.py"), *args, "name=job1"], env=env, cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):                          # start once the other job has begun filling the cache
+            if (cache / "pools").exists() or other.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert run_distill([*args, "name=job0"], cwd=tmp_path) == 0
+    finally:
+        _, err = other.communicate(timeout=600)
+    assert other.returncode == 0, err[-3000:]
     (pool,) = (cache / "pools").iterdir()
     pngs = list(pool.rglob("*.png"))
     assert len(pngs) == 90 and not [p for p in pool.rglob(".*") if p.name != ".lock"]  # no stray temp files
