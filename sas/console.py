@@ -27,6 +27,12 @@ _NOISE = (
     r".*module\(s\) in eval mode at the start of training.*",     # the soft-label teacher: frozen by design
     ".*local_dir_use_symlinks.*",                               # diffusers passes a retired hub argument
 )
+# open_clip's log line for a config without weights: our tiny test encoders (pretrained: null) on purpose
+_LOG_NOISE = ("No pretrained weights loaded for model",)
+
+
+def _not_noise(record: logging.LogRecord) -> bool:
+    return not any(str(record.msg).startswith(p) for p in _LOG_NOISE)
 
 
 def quiet() -> None:
@@ -38,7 +44,10 @@ def quiet() -> None:
                  "lightning_fabric.utilities.rank_zero", "pytorch_lightning.accelerators.cuda",
                  "pytorch_lightning.callbacks.model_summary", "lightning_fabric.utilities.seed"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    logging.getLogger().setLevel(logging.WARNING)
+    root = logging.getLogger()
+    root.setLevel(logging.WARNING)
+    if _not_noise not in root.filters:
+        root.addFilter(_not_noise)
     logging.getLogger("sas").setLevel(logging.INFO)
     for pattern in _NOISE:
         warnings.filterwarnings("ignore", message=pattern)
