@@ -158,8 +158,8 @@ class DifficultyGuided(Sampler):
             else:
                 target = torch.zeros(self.bins, dtype=torch.long)
             where = bin_index(log_transform(d, torch.tensor(b), torch.tensor(t), self.floor), self.bins)
-            order = members[torch.argsort(keys[members])]                               # random order
-            where_in_order = where[torch.argsort(keys[members])]
+            shuffle = torch.argsort(keys[members])                                      # a random order
+            order, where_in_order = members[shuffle], where[shuffle]
             taken = torch.zeros(order.numel(), dtype=torch.bool, device=p.device)
             for k in range(self.bins):
                 inside = torch.nonzero(where_in_order == k).flatten()
@@ -213,8 +213,9 @@ class SubgroupSelection(Sampler):
         idx, cent = self.subgroups(p)                                                  # (C, G, ipc), (C, G, d)
         real = p.extras["real_centroids"]                                              # (C, d)
         C, G = idx.shape[:2]
-        close = -torch.log(1 - (cent * real[:, None]).sum(-1).clamp(-1, 1) + self.eps)   # (C, G)
-        pick = torch.stack([_first(1 - (cent[i] @ real[i]).clamp(-1, 1), p.tol, lowest=True) for i in range(C)])
+        to_real = 1 - (cent * real[:, None]).sum(-1).clamp(-1, 1)                       # (C, G) d(c, r)
+        close = -torch.log(to_real + self.eps)
+        pick = torch.stack([_first(to_real[i], p.tol, lowest=True) for i in range(C)])
         for _ in range(self.iterations):
             moved = False
             for i in range(C):
