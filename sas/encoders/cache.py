@@ -27,7 +27,7 @@ from sas.shards import Shard
 log = logging.getLogger(__name__)
 
 __all__ = ["encode_pool", "encode_stage", "embeddings_path", "cached_embeddings", "visual_prototypes",
-           "prototypes_for", "needs_real_train", "EncodingIncomplete", "real_embeddings"]
+           "prototypes_for", "needs_real_train", "EncodingIncomplete", "real_embeddings", "pool_key"]
 
 
 def encode_pool(encoder, files: list[str], key: dict, cache_dir, progress: bool = False,
@@ -195,6 +195,12 @@ def needs_real_train(encoder) -> bool:
     return isinstance(encoder, DomainEncoder) or getattr(encoder, "prototypes", "text") == "visual"
 
 
+def pool_key(files, encoder) -> dict:
+    """The embeddings cache key of a pool's files under an encoder: the pool's folder (files sit in
+    <pool>/<class>/) and the encoder's key_config."""
+    return {"pool": [str(Path(files[0]).parent.parent)], "encoder": encoder.key_config()}
+
+
 def encode_stage(encoder, pool, context, progress: bool = True, shard: Shard | None = None):
     """The encode stage: a Pool (sas.artifacts) -> EncodedPool: the pool's embeddings, cached per (pool folder,
     encoder) in context.cache_dir and encoded only where new; the class prototypes (text or visual); a domain
@@ -206,7 +212,7 @@ def encode_stage(encoder, pool, context, progress: bool = True, shard: Shard | N
 
     if isinstance(encoder, DomainEncoder):
         encoder.fit(context, progress=progress)
-    key = {"pool": [str(Path(pool.files[0]).parent.parent)], "encoder": encoder.key_config()}
+    key = pool_key(pool.files, encoder)
     feats = encode_pool(encoder, list(pool.files), key, context.cache_dir,
                         progress=progress and rank_world()[0] == 0, shard=shard)       # (N, d)
     protos = prototypes_for(encoder, pool.classes, context.real_train)                  # (C, d)
@@ -232,7 +238,6 @@ def real_embeddings(encoder, real, cache_dir, data_key: dict, per_class: int | N
     from dataclasses import replace
 
     from sas.data.stream import iter_batches
-    from sas.io import load_checked, save_checked
 
     key = json.loads(json.dumps({"real": data_key, "encoder": encoder.key_config(), "per_class": per_class},
                                 default=str))

@@ -56,23 +56,20 @@ class ClassifierProbabilities(Encoder):
 
 
 def _difficulty_scorer(classifier: dict, protocol, context, epochs: int | None) -> ClassifierProbabilities:
-    from sas.evaluation.protocol import train_on_real
+    from sas.evaluation.protocol import real_run_settings, train_on_real
     hard = protocol.hard_protocol()
     if epochs is not None:
         hard = hard.replaced(epochs=epochs)
     net, _ = train_on_real(classifier, hard, context)
-    key = json.loads(json.dumps({"model": classifier, "protocol": hard.settings(), "data": context.data_key},
-                                default=str))
-    return ClassifierProbabilities(net, hard.image_size, hard.mean, hard.std, key)
+    return ClassifierProbabilities(net, hard.image_size, hard.mean, hard.std, real_run_settings(classifier, hard,
+                                                                                                 context))
 
 
 def extra_inputs(sampler, encoded, context, encoder, model: dict, protocol, progress: bool, memo: dict) -> dict:
     """The inputs `sampler.needs` for the pool of `encoded` (an EncodedPool); memo keeps what several
     samplers of one run share (real centroids, a trained classifier and its real-data scores)."""
-    from pathlib import Path
-
     from sas.data.stream import iter_batches
-    from sas.encoders.cache import encode_pool, visual_prototypes
+    from sas.encoders.cache import encode_pool, pool_key, visual_prototypes
 
     needs, out = set(sampler.needs), {}
     if "real_centroids" in needs:
@@ -94,8 +91,7 @@ def extra_inputs(sampler, encoded, context, encoder, model: dict, protocol, prog
             memo[tag] = (scorer, (1 - torch.cat(own)).clamp(0, 1), real.labels.clone())
         scorer, real_d, real_y = memo[tag]
         files, labels = list(encoded.pool.files), torch.tensor(encoded.pool.labels)
-        key = {"pool": [str(Path(files[0]).parent.parent)], "encoder": scorer.key_config()}
-        probs = encode_pool(scorer, files, key, context.cache_dir, progress=progress)   # (N, C)
+        probs = encode_pool(scorer, files, pool_key(files, scorer), context.cache_dir, progress=progress)   # (N, C)
         out.update(difficulty=(1 - probs[torch.arange(len(files)), labels]).clamp(0, 1),
                    real_difficulty=real_d, real_labels=real_y)
     return out

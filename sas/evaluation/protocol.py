@@ -23,8 +23,8 @@ from sas.artifacts import DistilledSet, Evaluation
 from sas.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from sas.data.images import ImageSet
 
-__all__ = ["Protocol", "EvalContext", "evaluate", "evaluate_set", "run_repeat", "fit", "train_on_real", "NO_RESULT_FIELDS",
-           "REAL_RUNS"]
+__all__ = ["Protocol", "EvalContext", "evaluate", "evaluate_set", "run_repeat", "fit", "train_on_real",
+           "real_run_settings", "NO_RESULT_FIELDS", "REAL_RUNS"]
 
 NO_RESULT_FIELDS = ("progress",)     # protocol fields that change how a run looks, not what it computes
 
@@ -309,6 +309,14 @@ def evaluate_set(distilled: DistilledSet, table, context: EvalContext, model: di
 REAL_RUNS = "real_runs"          # <cache>/real_runs: models trained on a whole real train split
 
 
+def real_run_settings(model: dict, protocol: Protocol, context: EvalContext) -> dict:
+    """What decides a model trained on the whole real train split (its cache key, as JSON values): the model
+    config, the protocol's settings and the data."""
+    import json
+    return json.loads(json.dumps({"model": model, "protocol": protocol.settings(), "data": context.data_key},
+                                 default=str))
+
+
 def train_on_real(model: dict, protocol: Protocol, context: EvalContext) -> tuple:
     """A model trained with hard labels on the whole real train split, evaluated on real val; cached by model,
     protocol and data (<cache>/real_runs/<key>.pt + .json) -> (net, {"best_top1", "last_top1", ...}).
@@ -323,8 +331,8 @@ def train_on_real(model: dict, protocol: Protocol, context: EvalContext) -> tupl
 
     if context.real_train is None or context.cache_dir is None:
         raise ValueError("training a model on the real data needs the real train split and a cache folder")
-    what = {"model": model, "protocol": protocol.settings(), "data": context.data_key}
-    path = Path(context.cache_dir) / REAL_RUNS / f"{config_key(json.loads(json.dumps(what, default=str)))}.pt"
+    what = real_run_settings(model, protocol, context)
+    path = Path(context.cache_dir) / REAL_RUNS / f"{config_key(what)}.pt"
     real_val = context.real_val()
     state = load_checked(path, map_location="cpu") if path.with_suffix(".json").is_file() else None
     if state is not None:                                             # cached: the train split is not read
