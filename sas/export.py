@@ -63,6 +63,8 @@ def export(run_dir, out, fmt: str = "imagefolder", sampler: str | None = None, a
     if push_to_hub and fmt != "hf":
         raise ExportError("--push-to-hub uploads the hf form: add --format hf")
     run_dir, out = Path(run_dir), Path(out)
+    if fmt != "indices" and out.exists() and any(out.iterdir()):       # before reading and hashing the set
+        raise ExportError(f"{out} exists and is not empty: choose a new folder (nothing was written)")
     name, dist, rows, results, config = _distilled(run_dir, sampler)
     for r in rows:                                   # the set as written: every image matches its manifest
         if r.get("sha256") and file_digest(dist / r["file"]) != r["sha256"]:
@@ -74,8 +76,6 @@ def export(run_dir, out, fmt: str = "imagefolder", sampler: str | None = None, a
                                             "pool_file": [r["pool_file"] for r in rows],
                                             "label": [r["label"] for r in rows]}, indent=1))
         return path
-    if out.exists() and any(out.iterdir()):
-        raise ExportError(f"{out} exists and is not empty: choose a new folder (nothing was written)")
     if fmt == "imagefolder":
         return _imagefolder(dist, rows, card, out, archive)
     return _hf(dist, rows, card, out, push_to_hub, name)
@@ -85,6 +85,7 @@ def _imagefolder(dist: Path, rows: list, card: dict, out: Path, archive: bool) -
     import shutil
 
     from sas.io import atomic_write_text
+
     for r in rows:
         target = out / "train" / r["file"]
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -171,9 +171,7 @@ class RunFolder:
             if not overwrite:
                 raise FolderTaken(f"{self.path} holds a run of another config (see its config.yaml); set "
                                   "overwrite=true to replace it, or choose another output folder")
-            for name in OWNED:
-                p = self.path / name
-                shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+            self._remove(OWNED)
             return None
         results = self.path / RESULTS
         if not results.is_file() or self._stored_config() is None:
@@ -206,7 +204,10 @@ class RunFolder:
         folder are removed (a folder with results is left alone)."""
         if (self.path / RESULTS).is_file():
             return
-        for name in RECORDS:
+        self._remove(RECORDS)
+
+    def _remove(self, names) -> None:
+        for name in names:
             p = self.path / name
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
 
