@@ -16,7 +16,17 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["Pool", "EncodedPool", "PoolSelection", "DistilledSet", "Evaluation"]
+__all__ = ["Pool", "EncodedPool", "PoolSelection", "DistilledSet", "Evaluation", "class_ranks"]
+
+
+def class_ranks(labels) -> list[int]:
+    """Each item's position among the items of its class, in order (labels: ints)."""
+    seen: dict[int, int] = {}
+    out = []
+    for y in labels:
+        out.append(seen.get(y, 0))
+        seen[y] = out[-1] + 1
+    return out
 
 
 @dataclass(frozen=True)
@@ -36,12 +46,7 @@ class Pool:
 
     def ranks(self) -> list[int]:
         """Each image's position among the images of its class."""
-        seen: dict[int, int] = {}
-        out = []
-        for y in self.labels:
-            out.append(seen.get(y, 0))
-            seen[y] = out[-1] + 1
-        return out
+        return class_ranks(self.labels)
 
     def first_indices(self, n_per_class: int | None) -> list[int]:
         """Pool indices of the first n_per_class images of each class (None: all)."""

@@ -237,6 +237,7 @@ def real_embeddings(encoder, real, cache_dir, data_key: dict, per_class: int | N
     import json
     from dataclasses import replace
 
+    from sas.artifacts import class_ranks
     from sas.data.stream import iter_batches
 
     key = json.loads(json.dumps({"real": data_key, "encoder": encoder.key_config(), "per_class": per_class},
@@ -247,11 +248,7 @@ def real_embeddings(encoder, real, cache_dir, data_key: dict, per_class: int | N
         return cached["features"], cached["labels"]
     labels = real.labels
     if per_class is not None:                                   # the first per_class of each class, in order
-        rank = torch.zeros_like(labels)
-        seen: dict[int, int] = {}
-        for i, y in enumerate(labels.tolist()):
-            rank[i] = seen.get(y, 0)
-            seen[y] = int(rank[i]) + 1
+        rank = torch.tensor(class_ranks(labels.tolist()))
         keep = torch.nonzero(rank < per_class).flatten()
         real = replace(real, files=[real.files[i] for i in keep.tolist()], labels=labels[keep]) if \
             getattr(real, "streamed", False) else replace(real, images=real.images[keep], labels=labels[keep],
