@@ -4,6 +4,8 @@
     x = aug(images_uint8, generator)            # (B, 3, H, W) uint8 -> (B, 3, 224, 224) normalised float
     x, y_a, y_b, lam = cutmix(x, y, beta=1.0, prob=1.0, rng=np_rng, generator=device_generator)
     loss = lam * ce(model(x), y_a) + (1 - lam) * ce(model(x), y_b)
+    x = resize_center_crop(unit, 256, 224)       # encoders' evaluation preprocessing (shorter side, centre crop)
+    x = square_input(images_uint8, 32)          # a trained classifier's input: resized, normalised
 
 Per image, as torchvision's transforms would do one image at a time:
 RandomResizedCrop(size, scale, ratio) -> horizontal flip (p 0.5) ->
@@ -25,7 +27,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "TrainAugment", "normalize", "cutmix", "to_unit_float"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "TrainAugment", "normalize", "cutmix", "to_unit_float",
+           "resize_center_crop", "square_input"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -59,6 +62,29 @@ def normalize(x: Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> Tensor:
     m = constant(tuple(mean), x.device, x.dtype, (1, 3, 1, 1))
     s = constant(tuple(std), x.device, x.dtype, (1, 3, 1, 1))
     return (x - m) / s
+
+
+def resize_center_crop(x: Tensor, resize: int, crop: int, mode: str = "shortest",
+                       interpolation: str = "bicubic") -> Tensor:
+    """float (B, 3, H, W) in [0, 1] -> (B, 3, crop, crop): the shorter side to `resize` (mode shortest; squash:
+    straight to resize x resize), antialiased and clamped to [0, 1], then the centre crop (torchvision's
+    Resize + CenterCrop on a batch: the evaluation preprocessing of CLIP, EVA and DINOv2 checkpoints)."""
+    h, w = x.shape[-2:]
+    scale = resize / min(h, w)
+    size = (resize, resize) if mode == "squash" else (max(resize, round(h * scale)), max(resize, round(w * scale)))
+    x = nn.functional.interpolate(x, size=size, mode=interpolation, antialias=True, align_corners=False).clamp_(0, 1)
+    top, left = (x.shape[-2] - crop) // 2, (x.shape[-1] - crop) // 2
+    return x[..., top:top + crop, left:left + crop]
+
+
+def square_input(images: Tensor, size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> Tensor:
+    """uint8 (or float in [0, 1]) (B, 3, H, W) -> normalised float (B, 3, size, size), resized (bilinear,
+    antialiased) when not size x size: what a classifier trained at `size` takes (the domain encoder, the
+    difficulty classifier)."""
+    x = to_unit_float(images)
+    if x.shape[-2:] != (size, size):
+        x = nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return normalize(x, mean, std)
 
 
 def _gray(x: Tensor) -> Tensor:

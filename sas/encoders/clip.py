@@ -34,7 +34,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sas.encoders.base import Encoder
 
@@ -175,14 +174,8 @@ class OpenCLIPEncoder(Encoder):
         if mode not in ("shortest", "squash"):
             raise ValueError(f"encoder.preprocess=tensor handles resize_mode shortest or squash, not '{mode}': use "
                              "encoder.preprocess=pil")
-        x = images.to(dev, non_blocking=True).float() / 255
-        h, w = x.shape[-2:]
-        scale = S / min(h, w)
-        size = (S, S) if mode == "squash" else (max(S, round(h * scale)), max(S, round(w * scale)))
-        x = F.interpolate(x, size=size, mode=interp, antialias=True, align_corners=False).clamp_(0, 1)
-        top, left = (x.shape[-2] - S) // 2, (x.shape[-1] - S) // 2
-        x = x[..., top:top + S, left:left + S]
-        from sas.data.augment import normalize
+        from sas.data.augment import normalize, resize_center_crop
+        x = resize_center_crop(images.to(dev, non_blocking=True).float() / 255, S, S, mode, interp)   # (B, 3, S, S)
         return normalize(x, tuple(cfg["mean"]), tuple(cfg["std"]))          # constants cached per device
 
     def encode_tensors(self, images: torch.Tensor) -> torch.Tensor:

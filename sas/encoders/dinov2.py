@@ -86,19 +86,13 @@ class DINOv2Encoder(Encoder):
     @torch.no_grad()
     def encode_tensors(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 3, H, W) -> (N, d) normalised CLS embeddings."""
-        import torch.nn.functional as F
-
-        from sas.data.augment import normalize
+        from sas.data.augment import normalize, resize_center_crop
         net, pp, dev = self._load()
         out = []
         for i in range(0, len(images), self.batch_size):
             x = images[i:i + self.batch_size].to(dev).float() / 255                     # (B, 3, H, W)
-            h, w = x.shape[-2:]
-            scale = pp["resize"] / min(h, w)
-            x = F.interpolate(x, size=(max(pp["resize"], round(h * scale)), max(pp["resize"], round(w * scale))),
-                              mode=pp["interpolation"], antialias=True, align_corners=False).clamp_(0, 1)
-            top, left = (x.shape[-2] - pp["crop"]) // 2, (x.shape[-1] - pp["crop"]) // 2
-            x = normalize(x[..., top:top + pp["crop"], left:left + pp["crop"]], tuple(pp["mean"]), tuple(pp["std"]))
+            x = resize_center_crop(x, pp["resize"], pp["crop"], "shortest", pp["interpolation"])   # (B, 3, crop, crop)
+            x = normalize(x, tuple(pp["mean"]), tuple(pp["std"]))
             f = net(pixel_values=x).pooler_output.float()                                  # (B, d)
             out.append((f / f.norm(dim=-1, keepdim=True).clamp_min(1e-12)).cpu())
         return torch.cat(out)

@@ -67,17 +67,14 @@ class DomainEncoder(Encoder):
 
     @torch.no_grad()
     def encode_tensors(self, images: torch.Tensor) -> torch.Tensor:
-        from sas.data.augment import normalize, to_unit_float
+        from sas.data.augment import square_input
         if self._net is None:
             raise RuntimeError("DomainEncoder.fit(context) must run before encoding")
         dev = next(self._net.parameters()).device
         out = []
         for i in range(0, len(images), self.encode_batch):
-            x = to_unit_float(images[i:i + self.encode_batch].to(dev))
-            if x.shape[-1] != self.image_size:
-                x = torch.nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
-                                                    antialias=True, align_corners=False)
-            f = self._net(normalize(x)).flatten(1).float()
+            x = square_input(images[i:i + self.encode_batch].to(dev), self.image_size)    # (B, 3, S, S)
+            f = self._net(x).flatten(1).float()
             out.append((f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)).cpu())
         return torch.cat(out)
 

@@ -40,14 +40,11 @@ class ClassifierProbabilities(Encoder):
 
     @torch.no_grad()
     def encode_tensors(self, images: torch.Tensor) -> torch.Tensor:
-        from sas.data.augment import normalize, to_unit_float
+        from sas.data.augment import square_input
         out = []
         for i in range(0, len(images), self.batch):
-            x = to_unit_float(images[i:i + self.batch].to(self.device))                 # (B, 3, H, W)
-            if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
-                x = torch.nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
-                                                    antialias=True, align_corners=False)
-            out.append(torch.softmax(self.net(normalize(x, self.mean, self.std)).float(), 1).cpu())   # (B, C)
+            x = square_input(images[i:i + self.batch].to(self.device), self.image_size, self.mean, self.std)
+            out.append(torch.softmax(self.net(x).float(), 1).cpu())                     # (B, C)
         return torch.cat(out)
 
     def encode_files(self, files: list[str], progress: bool = False) -> torch.Tensor:
