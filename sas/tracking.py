@@ -173,8 +173,9 @@ class Tracker:
         prefix = "" if name == "main" else f"{name}/"
         self.run.summary.update({f"{prefix}{k}": result[k] for k in keys})
         if scores:                                     # DD-Ranking: hlr / ior / ior_pool / ddrs / lrs
+            from sas.evaluation.ddranking import SCORES
             self.run.summary.update({f"{prefix}ddranking/{k}_{s}": scores[f"{k}_{s}"]
-                                     for k in ("hlr", "ior", "ior_pool", "ddrs", "lrs") for s in ("mean", "std")
+                                     for k in SCORES for s in ("mean", "std")
                                      if f"{k}_{s}" in scores})
 
     def log_quality(self, name: str, quality: dict | None, costs: dict | None = None) -> None:

@@ -26,7 +26,11 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["ddrs", "lrs", "ddranking_scores", "FULL_DATA_CACHE", "cached_full_accuracy", "model_name"]
+__all__ = ["ddrs", "lrs", "ddranking_scores", "FULL_DATA_CACHE", "cached_full_accuracy", "model_name", "SCORES",
+           "PERCENT_POINTS"]
+
+SCORES = ("hlr", "ior", "ior_pool", "ddrs", "lrs")     # the per-repeat scores ddranking_scores returns
+PERCENT_POINTS = ("hlr", "ior", "ior_pool")             # differences of accuracies: shown in percentage points
 
 # The package's cached acc(real, hard) (ddranking/utils/train_and_eval.py REAL_DATA_ACC_CACHE, percent), by
 # (our dataset, our model choice); the package measured it on its own ImageNet-1K pipeline (get_dataset: images
@@ -91,7 +95,7 @@ def ddranking_scores(full_hard: float, syn_hard: list[float], syn_protocol: list
     if random_pool is not None:
         out["random_pool_top1"] = random_pool[:n]
         out["ior_pool"] = [syn_protocol[i] - random_pool[i] for i in range(n)]
-    for key in ("hlr", "ior", "ior_pool", "ddrs", "lrs"):
+    for key in SCORES:
         if key in out:
             out[f"{key}_mean"], out[f"{key}_std"] = _mean_std(out[key])
     return out

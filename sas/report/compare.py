@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sas.evaluation.ddranking import PERCENT_POINTS, SCORES
+
 __all__ = ["Entry", "collect_entries", "entries_from_records", "comparison", "render_markdown", "render_latex",
            "write_csv"]
 
@@ -27,8 +29,6 @@ _LAUNCH = {"name", "paths", "compare", "hydra", "logger", "progress", "overwrite
 _SAMPLER_NOISE = {"_target_", "name", "choice"}
 _GROUPS = ("dataset", "pool", "encoder", "model", "eval")
 WILDCARD = "*"
-SCORES = ("hlr", "ior", "ior_pool", "ddrs", "lrs")        # DD-Ranking's per-repeat scores (sas.evaluation.ddranking)
-PERCENT_POINTS = ("hlr", "ior", "ior_pool")                # differences of accuracies: shown in percentage points
 HEADERS = {"best": "best (%)", "last": "last (%)", "hlr": "HLR (pp)", "ior": "IOR (pp)", "ior_pool": "IOR pool (pp)",
            "ddrs": "DDRS", "lrs": "LRS", "n": "n"}
 
