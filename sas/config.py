@@ -189,10 +189,14 @@ def resolved_config(cfg) -> dict:
 def comparable_config(cfg) -> dict:
     """What a run folder stores to recognise its config: resolved, without the keys that change how a run looks
     (IGNORED_KEYS) or where it writes."""
-    c = resolved_config(cfg)
-    for k in IGNORED_KEYS:
-        c.pop(k, None)
-    c.get("paths", {}).pop("output_dir", None)
+    return _comparable(resolved_config(cfg))
+
+
+def _comparable(resolved: dict) -> dict:
+    """comparable_config from the resolved config (left as it is)."""
+    c = {k: v for k, v in resolved.items() if k not in IGNORED_KEYS}
+    if isinstance(c.get("paths"), dict):
+        c["paths"] = {k: v for k, v in c["paths"].items() if k != "output_dir"}
     return c
 
 
@@ -306,10 +310,11 @@ def build_plan(cfg, choices: dict | None = None, launch: dict | None = None) -> 
         tracker = instantiate(cfg.logger)               # partial: the run folder comes when the run starts
     except Exception as err:
         raise ConfigError(f"invalid logger config: {err.__cause__ or err}") from None
+    resolved = resolved_config(cfg)
     return Plan(
         samplers=samplers, protocol=protocol, model=model, data=data, pool=pool, encoder=encoder, n_per_class=n,
-        name=str(cfg.name), choices=choices, config=comparable_config(cfg), output_dir=_output_dir(cfg),
-        overwrite=bool(cfg.get("overwrite", False)), tracker=tracker, wandb_config=resolved_config(cfg),
+        name=str(cfg.name), choices=choices, config=_comparable(resolved), output_dir=_output_dir(cfg),
+        overwrite=bool(cfg.get("overwrite", False)), tracker=tracker, wandb_config=resolved,
         group_by=group_by, job_name=cfg.get("job_name"), seed=int(cfg.get("seed", 0)),
         progress=bool(cfg.get("progress", True)), pictures=bool(cfg.get("pictures", True)),
         map_method=str(cfg.get("map_method", "auto")),
